@@ -1,0 +1,27 @@
+"""Errors a producer can meet, each with a message a person can act on."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class EventValidationError(ValueError):
+    """An event (or raw payload) does not satisfy the catalogue; the message names the fields."""
+
+    def __init__(self, message: str, *, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [message]
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError, *, prefix: str = "") -> EventValidationError:
+        """Flatten pydantic's report into `field: reason` lines."""
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(part) for part in err["loc"]) or "event"
+            lines.append(f"{loc}: {err['msg']}")
+        head = f"{prefix}invalid event: " if prefix else "invalid event: "
+        return cls(head + "; ".join(lines), errors=lines)
+
+
+class PublishError(RuntimeError):
+    """Redis did not acknowledge the job: the events were NOT taken. Retrying with the same ids is safe."""

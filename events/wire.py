@@ -1,0 +1,89 @@
+"""The wire format: how a batch of events becomes an arq job in Redis.
+
+Written down here (and in the README) so a producer in any language can publish:
+one JSON document under `arq:job:<job_id>`, the job id added to the sorted set named by the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from events.errors import EventValidationError
+
+DEFAULT_QUEUE = "komas:events"
+JOB_FUNCTION = "apply_events"
+JOB_KEY_PREFIX = "arq:job:"
+#: Jobs wait in Redis this long for a worker (arq's own default is one day; an outage may last longer).
+DEFAULT_JOB_TTL_S = 30 * 24 * 3600
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+DEFAULT_MAX_BATCH = 1000
+
+
+def dumps(value: Any) -> bytes:
+    """Strict JSON (no NaN), compact, UTF-8: the only serializer on both sides of the queue."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """Inverse of `dumps`."""
+    return json.loads(data)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds a publisher enforces before anything reaches Redis."""
+
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_batch: int = DEFAULT_MAX_BATCH
+    job_ttl_s: int = DEFAULT_JOB_TTL_S
+
+
+@dataclass(frozen=True)
+class EncodedJob:
+    """One job ready to write: its id, JSON body, arq score (enqueue time, ms) and event count."""
+
+    job_id: str
+    body: bytes
+    score: int
+    size: int
+
+
+def encode_event(payload: dict[str, Any], limits: Limits) -> bytes:
+    """Serialize one event and enforce the size limit."""
+    try:
+        raw = dumps(payload)
+    except ValueError as exc:
+        raise EventValidationError(f"event {payload.get('event_id')}: not valid JSON ({exc})") from None
+    if len(raw) > limits.max_event_bytes:
+        raise EventValidationError(
+            f"event {payload.get('event_id')}: {len(raw)} bytes exceeds the limit of "
+            f"{limits.max_event_bytes} bytes (KOMAS_MAX_EVENT_BYTES)"
+        )
+    return raw
+
+
+def encode_job(encoded_events: Sequence[bytes], *, enqueue_time_ms: int | None = None) -> EncodedJob:
+    """Wrap already-encoded events as an arq job: `{"t":null,"f":"apply_events","a":[[...]],"k":{},"et":ms}`."""
+    et = int(time.time() * 1000) if enqueue_time_ms is None else enqueue_time_ms
+    body = (
+        b'{"t":null,"f":"' + JOB_FUNCTION.encode() + b'","a":[[' + b",".join(encoded_events)
+        + b']],"k":{},"et":' + str(et).encode() + b"}"
+    )
+    return EncodedJob(job_id=uuid.uuid4().hex, body=body, score=et, size=len(encoded_events))
+
+
+def chunked(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """Split encoded events into jobs of at most `size` events."""
+    chunk: list[bytes] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,69 @@
+"""The engine's pragmas, transaction flavour and the join-or-own transaction scope."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from worker import SettingsManager, transaction
+from worker.db import Database, create_engine, current_session
+
+
+async def test_writer_pragmas_are_set_on_a_live_connection(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url, busy_timeout_ms=4321)
+    try:
+        async with engine.connect() as conn:
+            values = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "query_only")
+            }
+    finally:
+        await engine.dispose()
+    assert values == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 4321, "synchronous": 2, "query_only": 0}
+
+
+async def test_reader_is_query_only(sqlite_url: str) -> None:
+    writer = create_engine(sqlite_url)
+    reader = create_engine(sqlite_url, readonly=True)
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        async with reader.connect() as conn:
+            assert (await conn.execute(text("PRAGMA query_only"))).scalar() == 1
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            with pytest.raises(Exception, match="readonly"):
+                await conn.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        await writer.dispose()
+        await reader.dispose()
+
+
+async def test_write_transactions_begin_immediate(sqlite_url: str) -> None:
+    """An IMMEDIATE transaction holds the write lock from BEGIN: a second writer cannot start."""
+    first = create_engine(sqlite_url, busy_timeout_ms=0)
+    second = create_engine(sqlite_url, busy_timeout_ms=0)
+    try:
+        async with first.begin() as conn:
+            await conn.execute(text("SELECT 1"))  # no write yet: only BEGIN IMMEDIATE can hold the lock
+            with pytest.raises(Exception, match="locked"):
+                async with second.begin() as other:
+                    await other.execute(text("SELECT 1"))
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_manager_call_joins_the_enclosing_transaction(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with transaction() as session:
+            await SettingsManager.set("a", 1)
+            assert current_session() is session
+            assert await SettingsManager.get("a") == 1  # sees its own uncommitted write
+            raise RuntimeError("boom")
+    assert await SettingsManager.get("a") is None  # rolled back with the enclosing transaction
+    assert current_session() is None
+
+
+async def test_manager_call_alone_is_its_own_transaction(db: Database) -> None:
+    await SettingsManager.set("b", 2)
+    assert await SettingsManager.get("b") == 2

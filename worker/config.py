@@ -1,0 +1,77 @@
+"""Configuration from the environment (`KOMAS_*`), validated once at start.
+
+A bad value stops the process with a message that names the variable, instead of failing later
+somewhere deep in a connection attempt.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from events.wire import DEFAULT_MAX_BATCH, DEFAULT_MAX_EVENT_BYTES, DEFAULT_QUEUE
+
+ENV_PREFIX = "KOMAS_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/komas.db"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class ConfigError(ValueError):
+    """A `KOMAS_*` variable holds a value we cannot use; the message names it."""
+
+
+class Config(BaseSettings):
+    """Everything the worker, API and CLI read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
+    redis_url: str = Field(default=DEFAULT_REDIS_URL, description="Redis holding the arq queue.")
+    queue: str = Field(default=DEFAULT_QUEUE, min_length=1, description="Name of the arq queue.")
+    busy_timeout_ms: int = Field(default=5000, ge=0, description="SQLite busy_timeout for every connection.")
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
+    max_batch: int = Field(default=DEFAULT_MAX_BATCH, gt=0)
+    max_jobs: int = Field(default=10, gt=0, description="arq jobs a worker runs at once.")
+    job_timeout_s: int = Field(default=60, gt=0, description="Longest one apply_events job may run.")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.drivername not in _SUPPORTED_DRIVERS:
+            raise ValueError(f"driver {url.drivername!r} is not supported; use one of {_SUPPORTED_DRIVERS}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+def load_config() -> Config:
+    """Read and validate the environment, turning pydantic's report into one line per bad variable."""
+    try:
+        return Config()
+    except ValidationError as exc:
+        problems = [
+            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_config() -> Config:
+    """The process-wide configuration, read once."""
+    return load_config()

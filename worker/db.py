@@ -1,0 +1,174 @@
+"""Engines, sessions and the one transaction scope every manager uses.
+
+Two engines over the same database: the *writer* (SQLite: `synchronous=FULL`, transactions begin
+IMMEDIATE so the write lock is taken up front instead of failing on upgrade) and the *reader*
+(`query_only`, deferred BEGIN). Pragmas are set in a connect event on the engine that does the work,
+so every pooled connection has them (the seed's never reached its async engine).
+
+`transaction()` is a unit of work shared through a context variable: a manager called inside the
+worker's transaction joins it; called on its own it opens, commits and closes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from worker.config import get_config
+
+WRITER_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL")
+READER_PRAGMAS = ("foreign_keys=ON", "query_only=ON")
+
+
+class DatabaseNotInitialized(RuntimeError):
+    """A manager was used before `init_db()`."""
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_engine(url: str, *, readonly: bool = False, busy_timeout_ms: int | None = None) -> AsyncEngine:
+    """Build an async engine; for SQLite install the pragmas and the BEGIN flavour for its role."""
+    parsed = make_url(url)
+    if not is_sqlite(parsed):
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if readonly:
+            options["execution_options"] = {"postgresql_readonly": True}
+        return create_async_engine(parsed, **options)
+
+    path = _sqlite_file(parsed)
+    if path is not None and not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    timeout_ms = get_config().busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+    engine = create_async_engine(parsed, connect_args={"timeout": timeout_ms / 1000})
+    pragmas = (*(READER_PRAGMAS if readonly else WRITER_PRAGMAS), f"busy_timeout={timeout_ms}")
+    begin_sql = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver so our own BEGIN (below) is the only one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(f"PRAGMA {pragma}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin_sql)
+
+    return engine
+
+
+class Database:
+    """The engines and session factories of one database, plus its schema state."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.writer = create_engine(url)
+        self.reader = create_engine(url, readonly=True) if is_sqlite(url) else self.writer
+        self.write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
+        self._schema_ready = not migrate
+        self._schema_lock = asyncio.Lock()
+
+    async def ensure_schema(self) -> None:
+        """Apply pending migrations once, before the first session is handed out."""
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if not self._schema_ready:
+                from worker.migrate import upgrade
+
+                await upgrade(self.writer)
+                self._schema_ready = True
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+_database: Database | None = None
+_current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
+    "komas_session", default=None
+)
+
+
+def init_db(url: str | None = None, *, migrate: bool = True) -> Database:
+    """Open the database (default `KOMAS_DATABASE_URL`). Synchronous, as the seed calls it.
+
+    The schema is migrated to the latest revision lazily, on first use, unless `migrate=False`.
+    """
+    global _database
+    _database = Database(url or get_config().database_url, migrate=migrate)
+    return _database
+
+
+async def close_db() -> None:
+    """Dispose of the engines; safe to call twice."""
+    global _database
+    if _database is not None:
+        await _database.dispose()
+        _database = None
+
+
+def get_database() -> Database:
+    if _database is None:
+        raise DatabaseNotInitialized("call init_db() before using the managers")
+    return _database
+
+
+def current_session() -> AsyncSession | None:
+    """The session of the enclosing `transaction()`, if any."""
+    return _current_session.get()
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncSession]:
+    """Join the enclosing write transaction, or run a new one that commits on success."""
+    existing = _current_session.get()
+    if existing is not None:
+        yield existing
+        return
+    database = get_database()
+    await database.ensure_schema()
+    async with database.write_sessions() as session:
+        token = _current_session.set(session)
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            _current_session.reset(token)
+
+
+@asynccontextmanager
+async def read_session() -> AsyncIterator[AsyncSession]:
+    """Join the enclosing transaction (to see its own writes), or read on the read-only engine."""
+    existing = _current_session.get()
+    if existing is not None:
+        yield existing
+        return
+    database = get_database()
+    await database.ensure_schema()
+    async with database.read_sessions() as session, session.begin():
+        yield session

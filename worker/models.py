@@ -1,0 +1,190 @@
+"""Tables of the persistence core: the seed's five plus what exactly-once delivery needs.
+
+Delete rules are explicit: deleting a preset detaches its bots (`SET NULL`, no dangling
+`preset_id`) and removes its backtest history; deleting a bot removes its signals (`CASCADE`,
+no orphan signals).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from worker.types import JSONType, UTCDateTime, utc_now
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SIGNAL_STATUSES = ("pending", "active", "closed", "cancelled")
+DIRECTIONS = ("long", "short")
+SETTING_TYPES = ("str", "int", "float", "bool", "json", "null")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Column values by name (datetimes stay datetimes)."""
+        return {column.key: getattr(self, column.key) for column in self.__mapper__.column_attrs}
+
+
+class Setting(Base):
+    """Typed key/value: `value` holds JSON, `value_type` says what it was when set."""
+
+    __tablename__ = "settings"
+    __table_args__ = (CheckConstraint(f"value_type IN {SETTING_TYPES}", name="value_type"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    value_type: Mapped[str] = mapped_column(String(10))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class Preset(Base):
+    """Saved indicator settings and the performance of their latest backtest."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    indicator_type: Mapped[str] = mapped_column(String(50), default="trg", index=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    is_favorite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    win_rate: Mapped[float | None] = mapped_column(Float)
+    profit_factor: Mapped[float | None] = mapped_column(Float)
+    total_profit_percent: Mapped[float | None] = mapped_column(Float)
+    max_drawdown_percent: Mapped[float | None] = mapped_column(Float)
+    sharpe_ratio: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Bot(Base):
+    """A trading bot's configuration, switches and running stats (kept equal to its closed signals)."""
+
+    __tablename__ = "bots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    symbol: Mapped[str] = mapped_column(String(40))
+    timeframe: Mapped[str] = mapped_column(String(10))
+    preset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("presets.id", ondelete="SET NULL"), index=True
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    position_size: Mapped[float] = mapped_column(Float, default=100.0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    telegram_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(100))
+    total_signals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    total_wins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    total_losses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    total_profit: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    last_signal_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class Signal(Base):
+    """A trading signal, addressed by producers through its unique `uid`."""
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        CheckConstraint(f"status IN {SIGNAL_STATUSES}", name="status"),
+        CheckConstraint(f"direction IN {DIRECTIONS}", name="direction"),
+        Index("ix_signals_bot_id_status", "bot_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(100), unique=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(40), index=True)
+    timeframe: Mapped[str] = mapped_column(String(10))
+    direction: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    entry_price: Mapped[float] = mapped_column(Float)
+    stop_loss: Mapped[float | None] = mapped_column(Float)
+    take_profits: Mapped[list[Any]] = mapped_column(default=list)
+    indicator_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    exit_price: Mapped[float | None] = mapped_column(Float)
+    exit_reason: Mapped[str | None] = mapped_column(String(50))
+    pnl_percent: Mapped[float | None] = mapped_column(Float)
+    pnl_amount: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class DataCacheInfo(Base):
+    """Metadata of a cached candle file; one row per symbol, timeframe and source."""
+
+    __tablename__ = "data_cache"
+    __table_args__ = (UniqueConstraint("symbol", "timeframe", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(40))
+    timeframe: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(50), default="binance")
+    candles_count: Mapped[int] = mapped_column(Integer, default=0)
+    start_time: Mapped[datetime | None] = mapped_column()
+    end_time: Mapped[datetime | None] = mapped_column()
+    file_path: Mapped[str | None] = mapped_column(String(500))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    is_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class ProcessedEvent(Base):
+    """Inbox of applied event ids, written in the same transaction as their effect."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(50))
+    applied_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class BacktestResult(Base):
+    """History of backtest metrics; the latest also lands on the preset."""
+
+    __tablename__ = "backtest_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    symbol: Mapped[str] = mapped_column(String(40))
+    timeframe: Mapped[str] = mapped_column(String(10))
+    win_rate: Mapped[float | None] = mapped_column(Float)
+    profit_factor: Mapped[float | None] = mapped_column(Float)
+    total_profit_percent: Mapped[float | None] = mapped_column(Float)
+    max_drawdown_percent: Mapped[float | None] = mapped_column(Float)
+    sharpe_ratio: Mapped[float | None] = mapped_column(Float)
+    total_trades: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
