@@ -57,12 +57,13 @@ class BaseEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
 
+    type: str = Field(description="Event type; fixed by each model of the catalogue.")
     event_id: UUID = Field(default_factory=uuid4, description="Producer-made id; the unit of deduplication.")
     occurred_at: AwareDatetime = Field(default_factory=utc_now, description="When it happened (aware, UTC).")
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         default="unknown", description="Who sent it, e.g. bot:12, optimizer, api."
     )
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
     @field_validator("occurred_at")
     @classmethod
@@ -105,10 +106,13 @@ class SignalClosed(BaseEvent):
     type: Literal["signal.closed"] = "signal.closed"
     signal_uid: SignalUid
     exit_price: Price
-    exit_reason: Annotated[str, StringConstraints(min_length=1, max_length=50)] = Field(examples=["tp1", "sl"])
+    exit_reason: Annotated[str, StringConstraints(min_length=1, max_length=50)] = Field(
+        examples=["tp1", "sl"]
+    )
     pnl_percent: float
     pnl_amount: float | None = Field(
-        default=None, description="Profit in quote currency; derived from the bot's position_size when absent."
+        default=None,
+        description="Profit in quote currency; derived from the bot's position_size when absent.",
     )
 
 

@@ -85,7 +85,7 @@ class Publisher(_PublisherBase):
         *,
         queue: str | None = None,
         limits: Limits | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 - bounds each Redis call
     ) -> AsyncIterator[Publisher]:
         """Open a connection pool for the block's duration."""
         client = aioredis.Redis.from_url(
@@ -121,7 +121,12 @@ class SyncPublisher(_PublisherBase):
     """Blocking twin of `Publisher`: `with SyncPublisher.connect(url) as pub: pub.publish(event)`."""
 
     def __init__(
-        self, client: redis.Redis, *, queue: str | None = None, limits: Limits | None = None, url: str = "redis"
+        self,
+        client: redis.Redis,
+        *,
+        queue: str | None = None,
+        limits: Limits | None = None,
+        url: str = "redis",
     ) -> None:
         super().__init__(queue=queue, limits=limits, url=url)
         self._redis = client

@@ -68,11 +68,16 @@ def encode_event(payload: dict[str, Any], limits: Limits) -> bytes:
 
 
 def encode_job(encoded_events: Sequence[bytes], *, enqueue_time_ms: int | None = None) -> EncodedJob:
-    """Wrap already-encoded events as an arq job: `{"t":null,"f":"apply_events","a":[[...]],"k":{},"et":ms}`."""
+    """Wrap encoded events as an arq job: `{"t":null,"f":"apply_events","a":[[...]],"k":{},"et":ms}`."""
     et = int(time.time() * 1000) if enqueue_time_ms is None else enqueue_time_ms
     body = (
-        b'{"t":null,"f":"' + JOB_FUNCTION.encode() + b'","a":[[' + b",".join(encoded_events)
-        + b']],"k":{},"et":' + str(et).encode() + b"}"
+        b'{"t":null,"f":"'
+        + JOB_FUNCTION.encode()
+        + b'","a":[['
+        + b",".join(encoded_events)
+        + b']],"k":{},"et":'
+        + str(et).encode()
+        + b"}"
     )
     return EncodedJob(job_id=uuid.uuid4().hex, body=body, score=et, size=len(encoded_events))
 

@@ -20,7 +20,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-db_app = typer.Typer(help="Database schema: upgrade to the latest migration, show the current one.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema: upgrade to the latest migration, show the current one.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 

@@ -89,4 +89,4 @@ HANDLERS: dict[str, Handler] = {
 
 async def handle(event: BaseEvent) -> None:
     """Dispatch on the event's `type`."""
-    await HANDLERS[event.type](event)  # type: ignore[attr-defined]
+    await HANDLERS[event.type](event)

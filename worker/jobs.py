@@ -66,7 +66,11 @@ async def drop_duplicates(events: list[BaseEvent], report: BatchReport) -> list[
     seen: set[str] = set()
     ids = list({str(event.event_id) for event in events})
     async with transaction() as session:
-        done = set((await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(ids)))).all())
+        done = set(
+            (
+                await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(ids)))
+            ).all()
+        )
     for event in events:
         event_id = str(event.event_id)
         if event_id in done or event_id in seen:
@@ -84,7 +88,7 @@ async def apply_all(events: list[BaseEvent]) -> None:
             await handle(event)
         await session.execute(
             insert(ProcessedEvent),
-            [{"event_id": str(event.event_id), "event_type": event.type} for event in events],  # type: ignore[attr-defined]
+            [{"event_id": str(event.event_id), "event_type": event.type} for event in events],
         )
 
 
@@ -97,7 +101,9 @@ def _is_event_fault(exc: BaseException) -> bool:
 
 def _is_transient(exc: DBAPIError) -> bool:
     message = str(exc.orig).lower()
-    return any(word in message for word in ("locked", "busy", "disk", "full", "i/o", "connection", "readonly"))
+    return any(
+        word in message for word in ("locked", "busy", "disk", "full", "i/o", "connection", "readonly")
+    )
 
 
 async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
@@ -111,9 +117,13 @@ async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
             raise
         if len(events) == 1:
             event = events[0]
-            log.error("event %s (%s) failed: %s", event.event_id, event.type, exc)  # type: ignore[attr-defined]
+            log.error("event %s (%s) failed: %s", event.event_id, event.type, exc)
             report.failed.append(
-                {"event_id": str(event.event_id), "type": event.type, "reason": f"{type(exc).__name__}: {exc}"}  # type: ignore[attr-defined]
+                {
+                    "event_id": str(event.event_id),
+                    "type": event.type,
+                    "reason": f"{type(exc).__name__}: {exc}",
+                }
             )
             return
         middle = len(events) // 2
@@ -138,6 +148,10 @@ async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, 
         raise Retry(defer=delay) from exc
     log.info(
         "batch of %d: %d applied, %d duplicate, %d invalid, %d failed",
-        len(raw_events), len(report.applied), len(report.duplicates), len(report.invalid), len(report.failed),
+        len(raw_events),
+        len(report.applied),
+        len(report.duplicates),
+        len(report.invalid),
+        len(report.failed),
     )
     return report.as_result()

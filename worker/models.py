@@ -8,7 +8,7 @@ no orphan signals).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -42,7 +42,11 @@ SETTING_TYPES = ("str", "int", "float", "bool", "json", "null")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+    }
 
     def to_dict(self) -> dict[str, Any]:
         """Column values by name (datetimes stay datetimes)."""
@@ -94,9 +98,7 @@ class Bot(Base):
     name: Mapped[str] = mapped_column(String(200))
     symbol: Mapped[str] = mapped_column(String(40))
     timeframe: Mapped[str] = mapped_column(String(10))
-    preset_id: Mapped[int | None] = mapped_column(
-        ForeignKey("presets.id", ondelete="SET NULL"), index=True
-    )
+    preset_id: Mapped[int | None] = mapped_column(ForeignKey("presets.id", ondelete="SET NULL"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     position_size: Mapped[float] = mapped_column(Float, default=100.0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

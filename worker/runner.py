@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from arq import Worker
 from arq.connections import RedisSettings
@@ -57,7 +57,7 @@ def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
 class WorkerSettings:
     """For the `arq` command line: `arq worker.runner.WorkerSettings`."""
 
-    functions = [apply_events]
+    functions: ClassVar[list[Any]] = [apply_events]
     job_serializer = staticmethod(dumps)
     job_deserializer = staticmethod(loads)
     on_startup = staticmethod(startup)

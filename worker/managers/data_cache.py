@@ -26,7 +26,9 @@ class DataCacheManager:
     """One row per (symbol, timeframe, source); `upsert` creates or updates it."""
 
     @staticmethod
-    async def upsert(symbol: str, timeframe: str, source: str = DEFAULT_SOURCE, **fields: Any) -> DataCacheInfo:
+    async def upsert(
+        symbol: str, timeframe: str, source: str = DEFAULT_SOURCE, **fields: Any
+    ) -> DataCacheInfo:
         """Create the row or change the given fields of the existing one."""
         if not source:
             raise ValueError("source must not be empty")

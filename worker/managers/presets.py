@@ -136,8 +136,7 @@ class PresetManager:
             )
             if not result.rowcount:  # type: ignore[attr-defined]
                 return None
-            preset = await session.get(Preset, preset_id, populate_existing=True)
-            return preset
+            return await session.get(Preset, preset_id, populate_existing=True)
 
     @staticmethod
     async def delete(preset_id: int) -> bool:

@@ -24,7 +24,9 @@ def value_type_of(value: Any) -> str:
         return "str"
     if isinstance(value, dict | list):
         return "json"
-    raise TypeError(f"setting values must be JSON types (str, int, float, bool, dict, list), not {type(value).__name__}")
+    raise TypeError(
+        f"setting values must be JSON types (str, int, float, bool, dict, list), not {type(value).__name__}"
+    )
 
 
 class SettingsManager:
