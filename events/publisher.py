@@ -85,7 +85,7 @@ class Publisher(_PublisherBase):
         *,
         queue: str | None = None,
         limits: Limits | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 - bounds each Redis call
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> AsyncIterator[Publisher]:
         """Open a connection pool for the block's duration."""
         client = aioredis.Redis.from_url(

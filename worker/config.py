@@ -37,7 +37,19 @@ class Config(BaseSettings):
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     max_batch: int = Field(default=DEFAULT_MAX_BATCH, gt=0)
     max_jobs: int = Field(default=10, gt=0, description="arq jobs a worker runs at once.")
-    job_timeout_s: int = Field(default=60, gt=0, description="Longest one apply_events job may run.")
+    job_timeout_s: int = Field(default=300, gt=0, description="Longest one job may run before arq cancels it.")
+    lock_ttl_s: int = Field(
+        default=10,
+        ge=3,
+        description="In-progress lock of a running job, renewed every third of it: a killed job re-runs after it.",
+    )
+    max_crashes: int = Field(
+        default=5, ge=1, description="Crashes of one job before it is split, and a single event dead-lettered."
+    )
+    park_timeout_s: int = Field(
+        default=600, gt=0, description="How long an event waits for a missing dependency before dead-lettering."
+    )
+    job_ttl_s: int = Field(default=30 * 24 * 3600, gt=0, description="How long a queued job waits for a worker.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
     @field_validator("database_url")

@@ -90,6 +90,8 @@ class Database:
         self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
         self._schema_ready = not migrate
         self._schema_lock = asyncio.Lock()
+        #: One write transaction at a time in this process: they queue here instead of busy-waiting in SQLite.
+        self.write_lock = asyncio.Lock()
 
     async def ensure_schema(self) -> None:
         """Apply pending migrations once, before the first session is handed out."""
@@ -109,9 +111,7 @@ class Database:
 
 
 _database: Database | None = None
-_current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
-    "komas_session", default=None
-)
+_current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar("komas_session", default=None)
 
 
 def init_db(url: str | None = None, *, migrate: bool = True) -> Database:
@@ -152,7 +152,7 @@ async def transaction() -> AsyncIterator[AsyncSession]:
         return
     database = get_database()
     await database.ensure_schema()
-    async with database.write_sessions() as session:
+    async with database.write_lock, database.write_sessions() as session:
         token = _current_session.set(session)
         try:
             async with session.begin():

@@ -1,30 +1,42 @@
-"""The arq job `apply_events`: validate, deduplicate, apply in one transaction, record ids, commit.
+"""The arq jobs of the worker.
 
-A batch that fails on one event is split in halves until the bad event stands alone, so one bad
-event never blocks or rolls back the good ones around it. Failures of the machinery (database
-locked, disk full) are not the events' fault: the job is retried later by arq instead.
+`apply_events` takes a batch: it validates each event (invalid ones are dead-lettered, the others
+go on), skips ids already applied or parked, applies the rest and records their ids in one
+transaction. A batch failing on one event's content is split in halves until the bad event stands
+alone; that event is parked (dependency missing) or dead-lettered, the others commit.
+
+The job never ends in an ordinary exception, because arq would treat it as terminal and forget the
+events: when the database is unavailable the batch is re-enqueued with back-off; when the worker
+crashed on the same job `max_crashes` times the batch is split into new jobs, and a single event
+that keeps crashing the worker is dead-lettered.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Retry
 from sqlalchemy import insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from events import EventValidationError, parse_event
 from events.catalogue import BaseEvent
+from events.wire import JOB_FUNCTION, dumps
+from worker.config import Config, get_config
 from worker.db import transaction
-from worker.errors import KomasError
+from worker.errors import MissingDependencyError
+from worker.faults import describe, is_event_fault, is_transient
 from worker.handlers import handle
-from worker.models import ProcessedEvent
+from worker.heartbeat import job_lock_heartbeat
+from worker.managers.dead_letters import DeadLetterManager
+from worker.models import ParkedEvent, ProcessedEvent
+from worker.parking import has_parked, park, retry_parked
 
 log = logging.getLogger("komas.worker")
-RETRY_BACKOFF_S = (1, 2, 5, 10, 30, 60)
+REQUEUE_BACKOFF_S = (1, 2, 5, 10, 30, 60)
 
 
 @dataclass
@@ -33,77 +45,82 @@ class BatchReport:
 
     applied: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
-    invalid: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    dead_lettered: list[dict[str, Any]] = field(default_factory=list)
 
     def as_result(self) -> dict[str, Any]:
         return {
             "applied": len(self.applied),
             "duplicates": len(self.duplicates),
-            "invalid": self.invalid,
-            "failed": self.failed,
+            "parked": len(self.parked),
+            "dead_lettered": len(self.dead_lettered),
             "applied_ids": self.applied,
             "duplicate_ids": self.duplicates,
+            "parked_ids": self.parked,
+            "dead_letters": self.dead_lettered,
         }
 
 
-def validate(raw_events: Sequence[Any], report: BatchReport) -> list[BaseEvent]:
-    """Parse each payload; invalid ones are reported with their raw payload, the others go on."""
+def _event_id_of(raw: Any) -> str | None:
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    return str(value)[:36] if value is not None else None
+
+
+async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: str | None = None) -> None:
+    """Store one raw event with its reason and note it in the report."""
+    event_id = _event_id_of(raw)
+    if event_type is None and isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        event_type = raw["type"][:50]
+    await DeadLetterManager.record(raw, reason, event_id=event_id, event_type=event_type)
+    log.error("event %s dead-lettered: %s", event_id, reason)
+    report.dead_lettered.append({"event_id": event_id, "reason": reason})
+
+
+async def validate(raw_events: Sequence[Any], report: BatchReport, config: Config) -> list[BaseEvent]:
+    """Parse each payload; oversized and invalid ones are dead-lettered, the others go on."""
     valid: list[BaseEvent] = []
     for raw in raw_events:
         try:
+            size = len(dumps(raw))
+        except (TypeError, ValueError) as exc:
+            await dead_letter(report, raw, f"not JSON-encodable: {exc}")
+            continue
+        if size > config.max_event_bytes:
+            await dead_letter(report, raw, f"event of {size} bytes exceeds the limit of {config.max_event_bytes}")
+            continue
+        try:
             valid.append(parse_event(raw))
         except EventValidationError as exc:
-            event_id = raw.get("event_id") if isinstance(raw, dict) else None
-            log.error("invalid event %s dropped from batch: %s; payload=%r", event_id, exc, raw)
-            report.invalid.append({"event_id": event_id, "reason": str(exc), "payload": raw})
+            await dead_letter(report, raw, str(exc))
     return valid
 
 
-async def drop_duplicates(events: list[BaseEvent], report: BatchReport) -> list[BaseEvent]:
-    """Remove ids seen earlier in the batch or already recorded in `processed_events` (one query)."""
-    fresh: list[BaseEvent] = []
-    seen: set[str] = set()
+async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
+    """In one transaction: skip ids applied or parked already, apply the rest, record their ids."""
     ids = list({str(event.event_id) for event in events})
+    fresh: list[BaseEvent] = []
+    duplicates: list[str] = []
     async with transaction() as session:
         done = set(
-            (
-                await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(ids)))
-            ).all()
+            (await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(ids)))).all()
         )
-    for event in events:
-        event_id = str(event.event_id)
-        if event_id in done or event_id in seen:
-            report.duplicates.append(event_id)
-        else:
-            seen.add(event_id)
-            fresh.append(event)
-    return fresh
-
-
-async def apply_all(events: list[BaseEvent]) -> None:
-    """Apply events and record their ids in one transaction (all or nothing)."""
-    async with transaction() as session:
+        done |= set((await session.scalars(select(ParkedEvent.event_id).where(ParkedEvent.event_id.in_(ids)))).all())
         for event in events:
+            event_id = str(event.event_id)
+            if event_id in done:
+                duplicates.append(event_id)
+            else:
+                done.add(event_id)
+                fresh.append(event)
+        for event in fresh:
             await handle(event)
-        await session.execute(
-            insert(ProcessedEvent),
-            [{"event_id": str(event.event_id), "event_type": event.type} for event in events],
-        )
-
-
-def _is_event_fault(exc: BaseException) -> bool:
-    """Errors caused by an event's content (as opposed to the database being unavailable)."""
-    return isinstance(exc, KomasError | IntegrityError | ValueError) or (
-        isinstance(exc, DBAPIError) and not _is_transient(exc)
-    )
-
-
-def _is_transient(exc: DBAPIError) -> bool:
-    message = str(exc.orig).lower()
-    return any(
-        word in message for word in ("locked", "busy", "disk", "full", "i/o", "connection", "readonly")
-    )
+        if fresh:
+            await session.execute(
+                insert(ProcessedEvent),
+                [{"event_id": str(event.event_id), "event_type": event.type} for event in fresh],
+            )
+    report.applied.extend(str(event.event_id) for event in fresh)
+    report.duplicates.extend(duplicates)
 
 
 async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
@@ -111,47 +128,127 @@ async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
     if not events:
         return
     try:
-        await apply_all(events)
+        await apply_all(events, report)
+        return
     except Exception as exc:
-        if not _is_event_fault(exc):
+        if not is_event_fault(exc):
             raise
         if len(events) == 1:
             event = events[0]
-            log.error("event %s (%s) failed: %s", event.event_id, event.type, exc)
-            report.failed.append(
-                {
-                    "event_id": str(event.event_id),
-                    "type": event.type,
-                    "reason": f"{type(exc).__name__}: {exc}",
-                }
-            )
+            if isinstance(exc, MissingDependencyError):
+                await park(event, str(exc))
+                report.parked.append(str(event.event_id))
+            else:
+                await dead_letter(report, event.to_wire(), describe(exc), event.type)
             return
-        middle = len(events) // 2
-        await apply_isolating(events[:middle], report)
-        await apply_isolating(events[middle:], report)
-        return
-    report.applied.extend(str(event.event_id) for event in events)
+    middle = len(events) // 2
+    await apply_isolating(events[:middle], report)
+    await apply_isolating(events[middle:], report)
 
 
-async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, Any]:
-    """The job: everything a batch of raw events needs, returning what became of each."""
+async def process_batch(raw_events: Sequence[Any], config: Config) -> BatchReport:
+    """Everything one batch needs, except the handling of the machinery's failures."""
     report = BatchReport()
-    if not isinstance(raw_events, list):
-        raw_events = [raw_events]
-    try:
-        events = await drop_duplicates(validate(raw_events, report), report)
-        await apply_isolating(events, report)
-    except DBAPIError as exc:
-        job_try = int(ctx.get("job_try", 1))
-        delay = RETRY_BACKOFF_S[min(job_try - 1, len(RETRY_BACKOFF_S) - 1)]
-        log.warning("database unavailable (%s); job retried in %ss", exc.orig, delay)
-        raise Retry(defer=delay) from exc
+    if len(raw_events) > config.max_batch:
+        reason = f"arrived in a batch of {len(raw_events)} events, over the limit of {config.max_batch}"
+        for raw in raw_events:
+            await dead_letter(report, raw, reason)
+        return report
+    await apply_isolating(await validate(raw_events, report, config), report)
+    if report.applied and await has_parked():
+        outcome = await retry_parked(config.park_timeout_s, due_only=False)
+        if any(outcome.values()):
+            log.info("parked events retried after the batch: %s", outcome)
+    return report
+
+
+async def requeue(ctx: dict[str, Any], raw_events: list[Any], *, attempt: int, delay_s: float) -> None:
+    """Put events back on the queue as a new job (a fresh arq try count)."""
+    config: Config = ctx["config"]
+    await ctx["redis"].enqueue_job(
+        JOB_FUNCTION,
+        raw_events,
+        attempt=attempt,
+        _queue_name=config.queue,
+        _defer_by=delay_s,
+        _expires=config.job_ttl_s,
+    )
+
+
+async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: BatchReport) -> None:
+    """The worker died on this job `max_crashes` times: split it, or dead-letter a lone event."""
+    job_try = int(ctx.get("job_try", 1))
+    if len(raw_events) == 1:
+        await dead_letter(report, raw_events[0], f"the worker crashed {job_try - 1} times while applying this event")
+        return
+    middle = len(raw_events) // 2
+    log.warning("job %s crashed the worker %d times: split in two", ctx.get("job_id"), job_try - 1)
+    await requeue(ctx, raw_events[:middle], attempt=0, delay_s=0)
+    await requeue(ctx, raw_events[middle:], attempt=0, delay_s=0)
+
+
+async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -> dict[str, Any]:
+    """The job. `attempt` counts re-enqueues after the database was unavailable (for the back-off)."""
+    config: Config = ctx.get("config") or get_config()
+    batch: list[Any] = raw_events if isinstance(raw_events, list) else [raw_events]
+    report = BatchReport()
+    async with job_lock_heartbeat(ctx, config.lock_ttl_s):
+        try:
+            if int(ctx.get("job_try", 1)) > config.max_crashes:
+                await _after_crashes(ctx, batch, report)
+                return report.as_result() | {"split": len(batch) > 1}
+            report = await process_batch(batch, config)
+        except Exception as exc:
+            return await _recover(ctx, batch, exc, attempt)
     log.info(
-        "batch of %d: %d applied, %d duplicate, %d invalid, %d failed",
-        len(raw_events),
+        "batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered",
+        len(batch),
         len(report.applied),
         len(report.duplicates),
-        len(report.invalid),
-        len(report.failed),
+        len(report.parked),
+        len(report.dead_lettered),
     )
     return report.as_result()
+
+
+async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attempt: int) -> dict[str, Any]:
+    """Never let an exception reach arq (it would drop the job): re-enqueue or dead-letter instead."""
+    try:
+        if is_transient(exc):
+            delay = REQUEUE_BACKOFF_S[min(attempt, len(REQUEUE_BACKOFF_S) - 1)]
+            log.warning("database unavailable (%s): %d events re-enqueued in %ss", describe(exc), len(batch), delay)
+            await requeue(ctx, batch, attempt=attempt + 1, delay_s=delay)
+            return {"requeued": len(batch), "reason": describe(exc)}
+        log.exception("unexpected error applying a batch; its unapplied events are dead-lettered")
+        report = BatchReport()
+        reason = "unexpected error: " + "".join(traceback.format_exception_only(exc)).strip()
+        applied = await _applied_ids([_event_id_of(raw) for raw in batch])
+        for raw in batch:
+            if _event_id_of(raw) not in applied:
+                await dead_letter(report, raw, reason)
+        return report.as_result()
+    except Exception as second:
+        # Neither Redis nor the database takes the events now: let arq run the job again later.
+        log.warning("could not re-enqueue or dead-letter (%s); job retried by arq", describe(second))
+        raise Retry(defer=REQUEUE_BACKOFF_S[-1]) from second
+
+
+async def _applied_ids(event_ids: list[str | None]) -> set[str]:
+    wanted = [event_id for event_id in event_ids if event_id]
+    async with transaction() as session:
+        return set(
+            (await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(wanted)))).all()
+        )
+
+
+async def dead_letter_job(ctx: dict[str, Any], raw: str, reason: str) -> dict[str, Any]:
+    """Target of poison jobs (not JSON, unknown function): store the raw job as a dead letter."""
+    report = BatchReport()
+    await dead_letter(report, raw, reason)
+    return report.as_result()
+
+
+async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
+    """Scheduled: retry parked events whose back-off has passed."""
+    config: Config = ctx.get("config") or get_config()
+    return await retry_parked(config.park_timeout_s, due_only=True)

@@ -40,6 +40,4 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 async def autogenerate(engine: AsyncEngine, message: str) -> None:
     """Write a new revision from the difference between the models and the database (developers)."""
     async with engine.begin() as conn:
-        await conn.run_sync(
-            lambda sync: command.revision(alembic_config(sync), message=message, autogenerate=True)
-        )
+        await conn.run_sync(lambda sync: command.revision(alembic_config(sync), message=message, autogenerate=True))

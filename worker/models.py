@@ -190,3 +190,38 @@ class BacktestResult(Base):
     total_trades: Mapped[int] = mapped_column(Integer, default=0)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class DeadLetter(Base):
+    """An event (or raw job) that could not be applied, kept with its payload and the reason.
+
+    `fingerprint` is the event id when known, else a hash of the raw payload, so the same bad input
+    seen again counts an attempt instead of adding a row.
+    """
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(50))
+    payload: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    replayed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ParkedEvent(Base):
+    """A valid event whose dependency is missing (a close before its create), waiting to be retried."""
+
+    __tablename__ = "parked_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)

@@ -1,22 +1,35 @@
-"""The arq worker: its settings (JSON serializer, queue, limits) and lifecycle hooks.
+"""The arq worker: its settings (JSON both ways, queue, locks, cron) and a supervisor for Redis outages.
 
-`arq worker.runner.WorkerSettings` and `komas worker` run the same thing.
+`komas worker` runs `run_forever`, which rebuilds the arq worker whenever Redis goes away and
+comes back, so the process rides through outages and restarts. `arq worker.runner.WorkerSettings`
+also works (without the supervisor).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 from typing import Any, ClassVar
 
-from arq import Worker
+import redis.exceptions
+from arq import Worker, cron
 from arq.connections import RedisSettings
 
-from events.wire import dumps, loads
+from events.wire import dumps
 from worker.config import Config, get_config
 from worker.db import close_db, init_db
-from worker.jobs import apply_events
+from worker.jobs import apply_events, dead_letter_job, retry_parked_job
+from worker.ops import dlq_drop, dlq_replay
+from worker.poison import tolerant_deserializer
 
-#: arq gives up after this many tries of one job; high, because a crash counts as a try.
-MAX_TRIES = 1000
+log = logging.getLogger("komas.worker")
+
+#: arq would fail a job after this many tries; ours decide long before (see `Config.max_crashes`).
+MAX_TRIES = 1_000_000
+FUNCTIONS: list[Any] = [apply_events, dead_letter_job, dlq_replay, dlq_drop]
+CRON_JOBS = [cron(retry_parked_job, second=set(range(0, 60, 5)), run_at_startup=True, timeout=60)]
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -31,43 +44,96 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await close_db()
 
 
+def _function_names() -> list[str]:
+    return [f.__name__ for f in FUNCTIONS] + [job.name for job in CRON_JOBS]
+
+
 def worker_options(config: Config) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, derived from the configuration."""
     return {
-        "functions": [apply_events],
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
         "queue_name": config.queue,
         "redis_settings": RedisSettings.from_dsn(config.redis_url),
         "job_serializer": dumps,
-        "job_deserializer": loads,
+        "job_deserializer": tolerant_deserializer(_function_names()),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": config.max_jobs,
         "job_timeout": config.job_timeout_s,
         "max_tries": MAX_TRIES,
         "job_completion_wait": config.job_timeout_s,  # SIGTERM: finish in-flight jobs first
+        "expires_extra_ms": config.job_ttl_s * 1000,
         "ctx": {"config": config},
     }
 
 
 def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for this configuration (tests pass `burst=True`)."""
-    return Worker(**{**worker_options(config or get_config()), **overrides})
+    config = config or get_config()
+    worker = Worker(**{**worker_options(config), **overrides})
+    # arq locks a running job for its timeout + 10 s; ours renew a short lock instead (see heartbeat).
+    worker.in_progress_timeout_s = config.lock_ttl_s
+    return worker
+
+
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+async def run_forever(config: Config, *, burst: bool = False) -> None:
+    """Run the worker; when Redis is lost, close what is left and start again with back-off."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    delay = 1.0
+    while not stop.is_set():
+        worker = build_worker(config, burst=burst, handle_signals=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _request_stop, worker, stop, sig)
+        try:
+            worker.main_task = asyncio.ensure_future(worker.main())
+            await worker.main_task
+            if burst:
+                stop.set()
+            delay = 1.0
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+        except REDIS_DOWN as exc:
+            log.warning("Redis unavailable (%s); restarting the worker in %.0fs", exc, delay)
+        finally:
+            with contextlib.suppress(*REDIS_DOWN, RuntimeError):
+                await worker.close()
+            await close_db()
+        if not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)  # back-off that a signal cuts short
+            delay = min(delay * 2, 30.0)
+
+
+def _request_stop(worker: Worker, stop: asyncio.Event, sig: signal.Signals) -> None:
+    """SIGTERM/SIGINT: stop taking jobs, let running ones finish (up to the job timeout), then exit."""
+    if stop.is_set():
+        log.warning("second %s: stopping now", sig.name)
+        worker.handle_sig(sig)
+        return
+    stop.set()
+    worker.handle_sig_wait_for_completion(sig)
 
 
 class WorkerSettings:
-    """For the `arq` command line: `arq worker.runner.WorkerSettings`."""
+    """For the `arq` command line: `arq worker.runner.WorkerSettings` (reads KOMAS_* at import)."""
 
-    functions: ClassVar[list[Any]] = [apply_events]
+    functions: ClassVar[list[Any]] = FUNCTIONS
+    cron_jobs: ClassVar[list[Any]] = CRON_JOBS
     job_serializer = staticmethod(dumps)
-    job_deserializer = staticmethod(loads)
+    job_deserializer = staticmethod(tolerant_deserializer(_function_names()))
     on_startup = staticmethod(startup)
     on_shutdown = staticmethod(shutdown)
     max_tries = MAX_TRIES
 
 
 def _fill_from_config() -> None:
-    config = get_config()
-    options = worker_options(config)
+    options = worker_options(get_config())
     for key in ("queue_name", "redis_settings", "max_jobs", "job_timeout", "job_completion_wait", "ctx"):
         setattr(WorkerSettings, key, options[key])
 

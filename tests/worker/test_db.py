@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker import SettingsManager, transaction
 from worker.db import Database, create_engine, current_session
@@ -38,6 +39,11 @@ async def test_reader_is_query_only(sqlite_url: str) -> None:
         await reader.dispose()
 
 
+async def _begin_and_select(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def test_write_transactions_begin_immediate(sqlite_url: str) -> None:
     """An IMMEDIATE transaction holds the write lock from BEGIN: a second writer cannot start."""
     first = create_engine(sqlite_url, busy_timeout_ms=0)
@@ -46,8 +52,7 @@ async def test_write_transactions_begin_immediate(sqlite_url: str) -> None:
         async with first.begin() as conn:
             await conn.execute(text("SELECT 1"))  # no write yet: only BEGIN IMMEDIATE can hold the lock
             with pytest.raises(Exception, match="locked"):
-                async with second.begin() as other:
-                    await other.execute(text("SELECT 1"))
+                await _begin_and_select(second)
     finally:
         await first.dispose()
         await second.dispose()

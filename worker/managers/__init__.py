@@ -2,6 +2,7 @@
 
 from worker.managers.bots import BotManager
 from worker.managers.data_cache import DataCacheManager
+from worker.managers.dead_letters import DeadLetterManager
 from worker.managers.defaults import DEFAULT_SETTINGS, create_default_settings
 from worker.managers.presets import PresetManager
 from worker.managers.settings import SettingsManager
@@ -11,6 +12,7 @@ __all__ = [
     "DEFAULT_SETTINGS",
     "BotManager",
     "DataCacheManager",
+    "DeadLetterManager",
     "PresetManager",
     "SettingsManager",
     "SignalManager",

@@ -11,7 +11,5 @@ def checked_fields(fields: Mapping[str, Any], allowed: Iterable[str], what: str)
     allowed_set = set(allowed)
     unknown = sorted(set(fields) - allowed_set)
     if unknown:
-        raise ValueError(
-            f"{what}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed_set))}"
-        )
+        raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed_set))}")
     return dict(fields)

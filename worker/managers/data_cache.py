@@ -15,20 +15,14 @@ UPDATABLE = ("candles_count", "start_time", "end_time", "file_path", "file_size"
 
 
 def _key(symbol: str, timeframe: str, source: str) -> Any:
-    return (
-        (DataCacheInfo.symbol == symbol)
-        & (DataCacheInfo.timeframe == timeframe)
-        & (DataCacheInfo.source == source)
-    )
+    return (DataCacheInfo.symbol == symbol) & (DataCacheInfo.timeframe == timeframe) & (DataCacheInfo.source == source)
 
 
 class DataCacheManager:
     """One row per (symbol, timeframe, source); `upsert` creates or updates it."""
 
     @staticmethod
-    async def upsert(
-        symbol: str, timeframe: str, source: str = DEFAULT_SOURCE, **fields: Any
-    ) -> DataCacheInfo:
+    async def upsert(symbol: str, timeframe: str, source: str = DEFAULT_SOURCE, **fields: Any) -> DataCacheInfo:
         """Create the row or change the given fields of the existing one."""
         if not source:
             raise ValueError("source must not be empty")
@@ -51,9 +45,7 @@ class DataCacheManager:
 
     @staticmethod
     async def list_all(source: str | None = None) -> list[DataCacheInfo]:
-        query = select(DataCacheInfo).order_by(
-            DataCacheInfo.symbol, DataCacheInfo.timeframe, DataCacheInfo.source
-        )
+        query = select(DataCacheInfo).order_by(DataCacheInfo.symbol, DataCacheInfo.timeframe, DataCacheInfo.source)
         if source is not None:
             query = query.where(DataCacheInfo.source == source)
         async with read_session() as session:

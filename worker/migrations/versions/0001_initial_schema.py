@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("created_at", worker.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", worker.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_cache")),
-        sa.UniqueConstraint(
-            "symbol", "timeframe", "source", name=op.f("uq_data_cache_symbol_timeframe_source")
-        ),
+        sa.UniqueConstraint("symbol", "timeframe", "source", name=op.f("uq_data_cache_symbol_timeframe_source")),
     )
     op.create_table(
         "presets",
@@ -190,12 +188,8 @@ def upgrade() -> None:
         sa.Column("created_at", worker.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("closed_at", worker.types.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("direction IN ('long', 'short')", name=op.f("ck_signals_direction")),
-        sa.CheckConstraint(
-            "status IN ('pending', 'active', 'closed', 'cancelled')", name=op.f("ck_signals_status")
-        ),
-        sa.ForeignKeyConstraint(
-            ["bot_id"], ["bots.id"], name=op.f("fk_signals_bot_id_bots"), ondelete="CASCADE"
-        ),
+        sa.CheckConstraint("status IN ('pending', 'active', 'closed', 'cancelled')", name=op.f("ck_signals_status")),
+        sa.ForeignKeyConstraint(["bot_id"], ["bots.id"], name=op.f("fk_signals_bot_id_bots"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signals")),
         sa.UniqueConstraint("uid", name=op.f("uq_signals_uid")),
     )

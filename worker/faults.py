@@ -1,0 +1,31 @@
+"""Telling apart an event's fault (dead-letter or park it) from the machinery's (retry later)."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from worker.errors import KomasError
+
+_TRANSIENT_WORDS = ("locked", "busy", "disk", "full", "i/o", "connection", "timeout", "readonly")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The database or the network is unavailable right now; the same work may succeed later."""
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or any(w in str(exc.orig).lower() for w in _TRANSIENT_WORDS)
+    return False
+
+
+def is_event_fault(exc: BaseException) -> bool:
+    """Caused by the event's content: retrying the same event alone would fail the same way."""
+    return not is_transient(exc) and isinstance(exc, KomasError | DBAPIError | ValueError | TypeError | KeyError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line: the class and the message (SQLAlchemy's DBAPI errors reduced to the driver's words)."""
+    message = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+    return f"{type(exc).__name__}: {message}"

@@ -1,0 +1,109 @@
+"""Parking: events whose dependency is missing wait in `parked_events` and are retried with back-off.
+
+A `signal.closed` may arrive before its `signal.created`, a signal before its bot. Such an event
+is not applied wrongly and not dropped: it is parked (durably, in the database), retried after
+every batch that applied something and on a schedule, and dead-lettered once it has waited longer
+than `park_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from events import parse_event
+from events.catalogue import BaseEvent
+from events.wire import dumps, loads
+from worker.db import transaction
+from worker.errors import MissingDependencyError
+from worker.faults import describe, is_event_fault
+from worker.handlers import handle
+from worker.managers.dead_letters import DeadLetterManager
+from worker.models import ParkedEvent, ProcessedEvent
+from worker.types import utc_now
+
+log = logging.getLogger("komas.worker")
+BACKOFF_S = (1, 2, 5, 10, 20, 30, 60)
+
+
+def next_attempt(attempts: int, now: datetime) -> datetime:
+    return now + timedelta(seconds=BACKOFF_S[min(attempts - 1, len(BACKOFF_S) - 1)])
+
+
+async def park(event: BaseEvent, reason: str) -> None:
+    """Store the event to be retried (an event already parked keeps its first-seen time)."""
+    now = utc_now()
+    async with transaction() as session:
+        event_id = str(event.event_id)
+        if await session.get(ParkedEvent, event_id) is not None:
+            return
+        session.add(
+            ParkedEvent(
+                event_id=event_id,
+                event_type=event.type,
+                payload=dumps(event.to_wire()).decode(),
+                reason=reason,
+                attempts=1,
+                first_seen_at=now,
+                next_attempt_at=next_attempt(1, now),
+            )
+        )
+    log.info("event %s (%s) parked: %s", event_id, event.type, reason)
+
+
+async def has_parked() -> bool:
+    async with transaction() as session:
+        return await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
+
+
+async def _retry_one(row: ParkedEvent, park_timeout_s: int) -> str:
+    """Try one parked event; returns 'applied', 'parked' or 'dead'."""
+    event = parse_event(loads(row.payload))
+    try:
+        async with transaction() as session:
+            already = await session.get(ProcessedEvent, row.event_id)
+            if already is None:
+                await handle(event)
+                session.add(ProcessedEvent(event_id=row.event_id, event_type=row.event_type))
+            await session.execute(delete(ParkedEvent).where(ParkedEvent.event_id == row.event_id))
+        return "applied"
+    except MissingDependencyError as exc:
+        now = utc_now()
+        if now - row.first_seen_at >= timedelta(seconds=park_timeout_s):
+            reason = f"dependency still missing after {park_timeout_s}s ({row.attempts + 1} attempts): {exc}"
+            await _dead_letter(row, reason)
+            return "dead"
+        async with transaction() as session:
+            parked = await session.get(ParkedEvent, row.event_id)
+            if parked is not None:
+                parked.attempts += 1
+                parked.reason = str(exc)
+                parked.next_attempt_at = next_attempt(parked.attempts, now)
+        return "parked"
+    except Exception as exc:
+        if not is_event_fault(exc):
+            raise
+        await _dead_letter(row, describe(exc))
+        return "dead"
+
+
+async def _dead_letter(row: ParkedEvent, reason: str) -> None:
+    async with transaction() as session:
+        await DeadLetterManager.record(row.payload, reason, event_id=row.event_id, event_type=row.event_type)
+        await session.execute(delete(ParkedEvent).where(ParkedEvent.event_id == row.event_id))
+    log.error("parked event %s dead-lettered: %s", row.event_id, reason)
+
+
+async def retry_parked(park_timeout_s: int, *, due_only: bool, limit: int = 500) -> dict[str, int]:
+    """Retry parked events, oldest first (so a create is retried before its close)."""
+    query = select(ParkedEvent).order_by(ParkedEvent.first_seen_at, ParkedEvent.event_id).limit(limit)
+    if due_only:
+        query = query.where(ParkedEvent.next_attempt_at <= utc_now())
+    async with transaction() as session:
+        rows = list((await session.scalars(query)).all())
+    outcome = {"applied": 0, "parked": 0, "dead": 0}
+    for row in rows:
+        outcome[await _retry_one(row, park_timeout_s)] += 1
+    return outcome
