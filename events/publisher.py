@@ -47,7 +47,7 @@ def prepare_jobs(events: Iterable[EventLike], limits: Limits) -> list[EncodedJob
 class _PublisherBase:
     def __init__(self, *, queue: str | None, limits: Limits | None, url: str) -> None:
         self.queue = queue or default_queue()
-        self.limits = limits or Limits()
+        self.limits = limits or Limits.from_env()
         self._url = url
 
     def _failure(self, jobs: list[EncodedJob], exc: BaseException) -> PublishError:

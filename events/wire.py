@@ -7,6 +7,7 @@ one JSON document under `arq:job:<job_id>`, the job id added to the sorted set n
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +42,15 @@ class Limits:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_batch: int = DEFAULT_MAX_BATCH
     job_ttl_s: int = DEFAULT_JOB_TTL_S
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """The limits the worker enforces too: `KOMAS_MAX_EVENT_BYTES`, `KOMAS_MAX_BATCH`, `KOMAS_JOB_TTL_S`."""
+        return cls(
+            max_event_bytes=int(os.environ.get("KOMAS_MAX_EVENT_BYTES") or DEFAULT_MAX_EVENT_BYTES),
+            max_batch=int(os.environ.get("KOMAS_MAX_BATCH") or DEFAULT_MAX_BATCH),
+            job_ttl_s=int(os.environ.get("KOMAS_JOB_TTL_S") or DEFAULT_JOB_TTL_S),
+        )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from events.wire import DEFAULT_MAX_BATCH, DEFAULT_MAX_EVENT_BYTES, DEFAULT_QUEUE
+from events.wire import DEFAULT_JOB_TTL_S, DEFAULT_MAX_BATCH, DEFAULT_MAX_EVENT_BYTES, DEFAULT_QUEUE
 
 ENV_PREFIX = "KOMAS_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/komas.db"
@@ -49,7 +49,7 @@ class Config(BaseSettings):
     park_timeout_s: int = Field(
         default=600, gt=0, description="How long an event waits for a missing dependency before dead-lettering."
     )
-    job_ttl_s: int = Field(default=30 * 24 * 3600, gt=0, description="How long a queued job waits for a worker.")
+    job_ttl_s: int = Field(default=DEFAULT_JOB_TTL_S, gt=0, description="How long a queued job waits for a worker.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
     @field_validator("database_url")

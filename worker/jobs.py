@@ -28,6 +28,7 @@ from events.wire import JOB_FUNCTION, dumps
 from worker.config import Config, get_config
 from worker.db import transaction
 from worker.errors import MissingDependencyError
+from worker.failpoints import failpoint
 from worker.faults import describe, is_event_fault, is_transient
 from worker.handlers import handle
 from worker.heartbeat import job_lock_heartbeat
@@ -119,6 +120,8 @@ async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
                 insert(ProcessedEvent),
                 [{"event_id": str(event.event_id), "event_type": event.type} for event in fresh],
             )
+        failpoint("before_commit")
+    failpoint("after_commit")
     report.applied.extend(str(event.event_id) for event in fresh)
     report.duplicates.extend(duplicates)
 
