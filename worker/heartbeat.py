@@ -18,13 +18,17 @@ from arq.constants import in_progress_key_prefix
 log = logging.getLogger("komas.worker")
 
 
+async def _renew_once(redis: Any, key: str, ttl_ms: int) -> None:
+    try:
+        await redis.pexpire(key, ttl_ms)
+    except Exception as exc:  # Redis away: the job goes on; arq re-runs it if the lock lapses
+        log.warning("could not renew the lock %s: %s", key, exc)
+
+
 async def _renew(redis: Any, key: str, ttl_ms: int) -> None:
     while True:
-        try:
-            await redis.pexpire(key, ttl_ms)
-        except Exception as exc:  # Redis away: the job goes on; arq re-runs it if the lock lapses
-            log.warning("could not renew the lock %s: %s", key, exc)
         await asyncio.sleep(ttl_ms / 3000)
+        await _renew_once(redis, key, ttl_ms)
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +38,9 @@ async def job_lock_heartbeat(ctx: dict[str, Any], lock_ttl_s: int) -> AsyncItera
     if redis is None or job_id is None:  # called outside arq (unit tests)
         yield
         return
-    task = asyncio.create_task(_renew(redis, in_progress_key_prefix + str(job_id), lock_ttl_s * 1000))
+    key, ttl_ms = in_progress_key_prefix + str(job_id), lock_ttl_s * 1000
+    await _renew_once(redis, key, ttl_ms)  # arq set timeout + 10 s: shorten it before any work
+    task = asyncio.create_task(_renew(redis, key, ttl_ms))
     try:
         yield
     finally:
