@@ -17,7 +17,10 @@ class EventValidationError(ValueError):
         """Flatten pydantic's report into `field: reason` lines."""
         lines = []
         for err in exc.errors(include_url=False):
-            loc = ".".join(str(part) for part in err["loc"]) or "event"
+            parts = list(err["loc"])
+            if len(parts) > 1 and isinstance(parts[0], str) and "." in parts[0]:
+                parts = parts[1:]  # the union's tag (the event type) is not a field
+            loc = ".".join(str(part) for part in parts) or ("type" if err["type"].startswith("union_tag") else "event")
             lines.append(f"{loc}: {err['msg']}")
         head = f"{prefix}invalid event: " if prefix else "invalid event: "
         return cls(head + "; ".join(lines), errors=lines)

@@ -10,12 +10,13 @@ from typing import Any
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
+from worker.command_handlers import COMMAND_HANDLERS
 from worker.db import transaction
 from worker.errors import MissingDependencyError
 from worker.managers import BotManager, PresetManager, SignalManager
 from worker.models import BacktestResult
 
-Handler = Callable[[Any], Awaitable[None]]
+Handler = Callable[[Any], Awaitable[Any]]
 
 
 async def on_signal_created(event: SignalCreated) -> None:
@@ -84,9 +85,10 @@ HANDLERS: dict[str, Handler] = {
     "signal.closed": on_signal_closed,
     "backtest.finished": on_backtest_finished,
     "bot.toggled": on_bot_toggled,
+    **COMMAND_HANDLERS,
 }
 
 
-async def handle(event: BaseEvent) -> None:
-    """Dispatch on the event's `type`."""
-    await HANDLERS[event.type](event)
+async def handle(event: BaseEvent) -> Any:
+    """Dispatch on the event's `type`; returns the handler's JSON-able answer (commands) or None."""
+    return await HANDLERS[event.type](event)

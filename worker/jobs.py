@@ -21,13 +21,15 @@ from typing import Any
 
 from arq import Retry
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from events import EventValidationError, parse_event
 from events.catalogue import BaseEvent
+from events.commands import Command
 from events.wire import JOB_FUNCTION, dumps
 from worker.config import Config, get_config
 from worker.db import transaction
-from worker.errors import MissingDependencyError
+from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.failpoints import failpoint
 from worker.faults import describe, is_event_fault, is_transient
 from worker.handlers import handle
@@ -48,6 +50,9 @@ class BatchReport:
     duplicates: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)
     dead_lettered: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: Answers of command handlers by event id (e.g. the id of a created preset).
+    results: dict[str, Any] = field(default_factory=dict)
 
     def as_result(self) -> dict[str, Any]:
         return {
@@ -55,10 +60,13 @@ class BatchReport:
             "duplicates": len(self.duplicates),
             "parked": len(self.parked),
             "dead_lettered": len(self.dead_lettered),
+            "rejected": len(self.rejected),
             "applied_ids": self.applied,
             "duplicate_ids": self.duplicates,
             "parked_ids": self.parked,
             "dead_letters": self.dead_lettered,
+            "rejections": self.rejected,
+            "results": self.results,
         }
 
 
@@ -113,8 +121,11 @@ async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
             else:
                 done.add(event_id)
                 fresh.append(event)
+        results = {}
         for event in fresh:
-            await handle(event)
+            result = await handle(event)
+            if result is not None:
+                results[str(event.event_id)] = result
         if fresh:
             await session.execute(
                 insert(ProcessedEvent),
@@ -124,6 +135,27 @@ async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
     failpoint("after_commit")
     report.applied.extend(str(event.event_id) for event in fresh)
     report.duplicates.extend(duplicates)
+    report.results.update(results)
+
+
+#: How a refused command is answered (HTTP-like codes the API passes on).
+REJECTION_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NotFoundError, 404),
+    (DuplicateError, 409),
+    (InvalidStateError, 409),
+    (IntegrityError, 409),
+    (ValueError, 422),
+)
+
+
+async def reject(event: BaseEvent, exc: BaseException, report: BatchReport) -> None:
+    """Record a refused command as processed (a redelivery stays a no-op) and answer with the refusal."""
+    status = next((code for kind, code in REJECTION_STATUS if isinstance(exc, kind)), 422)
+    async with transaction() as session:
+        session.add(ProcessedEvent(event_id=str(event.event_id), event_type=event.type))
+    rejection = {"event_id": str(event.event_id), "type": event.type, "status": status, "reason": describe(exc)}
+    log.info("command %s (%s) refused: %s", event.event_id, event.type, rejection["reason"])
+    report.rejected.append(rejection)
 
 
 async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
@@ -138,7 +170,9 @@ async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
             raise
         if len(events) == 1:
             event = events[0]
-            if isinstance(exc, MissingDependencyError):
+            if isinstance(event, Command) and isinstance(exc, KomasError | ValueError | IntegrityError):
+                await reject(event, exc, report)
+            elif isinstance(exc, MissingDependencyError):
                 await park(event, str(exc))
                 report.parked.append(str(event.event_id))
             else:
@@ -204,12 +238,13 @@ async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -
         except Exception as exc:
             return await _recover(ctx, batch, exc, attempt)
     log.info(
-        "batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered",
+        "batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
         len(batch),
         len(report.applied),
         len(report.duplicates),
         len(report.parked),
         len(report.dead_lettered),
+        len(report.rejected),
     )
     return report.as_result()
 

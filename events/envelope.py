@@ -1,0 +1,65 @@
+"""The envelope every event carries, and the field types events share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    StringConstraints,
+    field_validator,
+)
+
+SCHEMA_VERSION = 1
+
+Timeframe = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]{0,2}[smhdwM]$"),
+    Field(description="Candle timeframe such as 1m, 5m, 1h, 4h, 1d, 1w, 1M.", examples=["1h"]),
+]
+Symbol = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
+    Field(description="Trading pair, e.g. BTCUSDT.", examples=["BTCUSDT"]),
+]
+SignalUid = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$"),
+    Field(description="Producer-made unique id of a signal; lets a bot close it without the database id."),
+]
+Price = Annotated[PositiveFloat, Field(description="A price; must be > 0.")]
+JsonObject = dict[str, Any]
+
+
+def utc_now() -> datetime:
+    """Aware UTC now; the default for `occurred_at`."""
+    return datetime.now(UTC)
+
+
+class BaseEvent(BaseModel):
+    """The envelope: identity, time, origin and version of every event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
+
+    type: str = Field(description="Event type; fixed by each model of the catalogue.")
+    event_id: UUID = Field(default_factory=uuid4, description="Producer-made id; the unit of deduplication.")
+    occurred_at: AwareDatetime = Field(default_factory=utc_now, description="When it happened (aware, UTC).")
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        default="unknown", description="Who sent it, e.g. bot:12, optimizer, api."
+    )
+    schema_version: Literal[1] = 1
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def to_wire(self) -> JsonObject:
+        """JSON-safe dict, the form the event travels in."""
+        return self.model_dump(mode="json")
