@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -50,6 +50,14 @@ class Config(BaseSettings):
         default=600, gt=0, description="How long an event waits for a missing dependency before dead-lettering."
     )
     job_ttl_s: int = Field(default=DEFAULT_JOB_TTL_S, gt=0, description="How long a queued job waits for a worker.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token for API writes; without one the API listens on loopback only."
+    )
+    api_token_reads: bool = Field(default=False, description="Require the token for reads too.")
+    api_max_body_bytes: int = Field(default=1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    api_wait_s: float = Field(default=5.0, gt=0, description="How long a write waits for the worker before 202.")
+    api_host: str = Field(default="127.0.0.1", description="Where `komas api` and `komas up` listen.")
+    api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
     @field_validator("database_url")
