@@ -1,0 +1,42 @@
+"""The `komas` command line: run the system, publish, look at it, operate it.
+
+Typer builds every command's `--help` from these docstrings and the type-checked options.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from worker.cli.db import db_app
+from worker.cli.dlq import dlq_app
+from worker.cli.events import events_app
+from worker.cli.publish import publish
+from worker.cli.run import up, worker
+from worker.cli.status import status
+from worker.config import ConfigError, get_config
+
+app = typer.Typer(
+    name="komas",
+    help="Komas persistence core: apply trading events from Redis to the database, and operate it.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,  # a traceback must never print secrets held in variables
+)
+app.command()(up)
+app.command()(worker)
+app.command()(publish)
+app.command()(status)
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+app.add_typer(dlq_app, name="dlq")
+
+
+def main() -> None:
+    """Console entry point: configuration errors end in one clear line and exit code 2."""
+    try:
+        get_config()
+    except ConfigError as exc:
+        typer.echo(f"komas: {exc}", err=True)
+        raise SystemExit(2) from None
+    app()
