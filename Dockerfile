@@ -3,7 +3,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY events ./events
 COPY worker ./worker
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . && mkdir -p /app/data
 ENV KOMAS_DATABASE_URL=sqlite+aiosqlite:////app/data/komas.db
 VOLUME ["/app/data"]
-CMD ["komas", "worker"]
+EXPOSE 8000
+CMD ["komas", "up", "--host", "0.0.0.0"]
