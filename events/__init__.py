@@ -3,6 +3,7 @@
 Importable without SQLAlchemy: bots, the optimizer and other services depend on this package only.
 """
 
+from events.batcher import LingeringPublisher
 from events.catalogue import (
     BacktestFinished,
     BaseEvent,
@@ -25,6 +26,7 @@ __all__ = [
     "BotToggled",
     "Event",
     "EventValidationError",
+    "LingeringPublisher",
     "PublishError",
     "Publisher",
     "SignalClosed",
