@@ -7,7 +7,7 @@ import asyncio
 import fakeredis
 import pytest
 
-from events import BotToggled, EventValidationError, LingeringPublisher, PublishError, Publisher
+from events import BotToggled, EventValidationError, LingeringPublisher, Publisher, PublishError
 from events.wire import JOB_KEY_PREFIX, loads
 
 QUEUE = "komas:test:batcher"
@@ -25,7 +25,7 @@ async def test_concurrent_publishes_share_jobs_and_each_caller_gets_its_ack() ->
         job_ids = await asyncio.gather(*(batcher.publish(event) for event in events))
     jobs = await _jobs(client)
     assert len(jobs) == 2  # 200 events, 100 per job: not 200 jobs
-    assert sorted(e["event_id"] for job in jobs for e in job) == sorted(str(e.event_id) for e in events)
+    assert sorted(str(e["event_id"]) for job in jobs for e in job) == sorted(str(e.event_id) for e in events)
     assert len(set(job_ids)) == 2
     await client.aclose()
 
