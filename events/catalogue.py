@@ -5,7 +5,6 @@ Validation is the same for the publisher and the worker, whatever language produ
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ from events.commands import (
     UpdatePresetPerformance,
     UpsertCache,
 )
-from events.envelope import SCHEMA_VERSION, BaseEvent, JsonObject, utc_now
+from events.envelope import SCHEMA_VERSION, BaseEvent, JsonObject, reject_non_finite, utc_now
 from events.errors import EventValidationError
 from events.trading import BacktestFinished, BotToggled, SignalClosed, SignalCreated, TakeProfit
 
@@ -71,25 +70,13 @@ Event = Annotated[
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _reject_nan(value: Any, path: str = "") -> None:
-    """Refuse NaN/inf anywhere, also in free-form dicts that pydantic does not check."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise EventValidationError(f"{path or 'event'}: NaN and infinity are not allowed")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _reject_nan(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _reject_nan(item, f"{path}.{index}" if path else str(index))
-
-
 def parse_event(payload: Mapping[str, Any] | BaseEvent) -> Event:
     """Validate a raw payload into its event model; `EventValidationError` names every bad field."""
     if isinstance(payload, EVENT_TYPES):
         return payload  # type: ignore[return-value]  # already validated at construction
     if not isinstance(payload, Mapping):
         raise EventValidationError(f"event: expected a JSON object, got {type(payload).__name__}")
-    _reject_nan(payload)
+    reject_non_finite(payload)
     try:
         return _ADAPTER.validate_python(payload)
     except ValidationError as exc:

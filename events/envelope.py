@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -14,7 +16,10 @@ from pydantic import (
     PositiveFloat,
     StringConstraints,
     field_validator,
+    model_validator,
 )
+
+from events.errors import EventValidationError
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +42,18 @@ Price = Annotated[PositiveFloat, Field(description="A price; must be > 0.")]
 JsonObject = dict[str, Any]
 
 
+def reject_non_finite(value: Any, path: str = "") -> None:
+    """Refuse NaN/inf anywhere, also in free-form dicts that pydantic does not check."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EventValidationError(f"{path or 'event'}: NaN and infinity are not allowed")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            reject_non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            reject_non_finite(item, f"{path}.{index}" if path else str(index))
+
+
 def utc_now() -> datetime:
     """Aware UTC now; the default for `occurred_at`."""
     return datetime.now(UTC)
@@ -55,11 +72,27 @@ class BaseEvent(BaseModel):
     )
     schema_version: Literal[1] = 1
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_everywhere(cls, data: Any) -> Any:
+        """pydantic checks float fields; free-form dicts (indicator_values, params) are checked here."""
+        if isinstance(data, Mapping):
+            try:
+                reject_non_finite(data)
+            except EventValidationError as exc:
+                raise ValueError(str(exc)) from None
+        return data
+
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
     def to_wire(self) -> JsonObject:
-        """JSON-safe dict, the form the event travels in."""
+        """JSON-safe dict, the form the event travels in.
+
+        Checked again here: the model is frozen but its nested dicts are not, and JSON mode would
+        silently turn a NaN put into them after construction into null.
+        """
+        reject_non_finite(self.model_dump())
         return self.model_dump(mode="json")

@@ -27,4 +27,8 @@ class EventValidationError(ValueError):
 
 
 class PublishError(RuntimeError):
-    """Redis did not acknowledge the job: the events were NOT taken. Retrying with the same ids is safe."""
+    """Redis did not acknowledge the job in time: the events may not be queued.
+
+    Publishing the same events again is safe when they carry their `event_id` (event objects always
+    do; a dict without one gets a new id each time it is published, and would then apply twice).
+    """

@@ -54,7 +54,8 @@ class _PublisherBase:
         count = sum(job.size for job in jobs)
         return PublishError(
             f"Redis at {self._url} did not acknowledge {count} event(s) on queue {self.queue!r} "
-            f"({type(exc).__name__}: {exc}). They were not taken; publishing them again is safe."
+            f"({type(exc).__name__}: {exc}). They were not taken; publishing the same events again "
+            "(same event_id) is safe."
         )
 
     def _ttl_ms(self) -> int:

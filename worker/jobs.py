@@ -192,7 +192,9 @@ async def process_batch(raw_events: Sequence[Any], config: Config) -> BatchRepor
             await dead_letter(report, raw, reason)
         return report
     await apply_isolating(await validate(raw_events, report, config), report)
-    if report.applied and await has_parked():
+    # Retry parked events when this batch may have brought their dependency, or when it parked some:
+    # their dependency may have been committed by a concurrent job just before they were parked.
+    if (report.applied or report.parked) and await has_parked():
         outcome = await retry_parked(config.park_timeout_s, due_only=False)
         if any(outcome.values()):
             log.info("parked events retried after the batch: %s", outcome)

@@ -29,7 +29,14 @@ log = logging.getLogger("komas.worker")
 #: arq would fail a job after this many tries; ours decide long before (see `Config.max_crashes`).
 MAX_TRIES = 1_000_000
 FUNCTIONS: list[Any] = [apply_events, dead_letter_job, dlq_replay, dlq_drop]
-CRON_JOBS = [cron(retry_parked_job, second=set(range(0, 60, 5)), run_at_startup=True, timeout=60)]
+
+
+def cron_jobs() -> list[Any]:
+    """Fresh each time: arq keeps the next run time on the cron object, which must not leak between workers."""
+    return [cron(retry_parked_job, second=set(range(0, 60, 5)), run_at_startup=True, timeout=60)]
+
+
+CRON_JOBS = cron_jobs()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -52,7 +59,7 @@ def worker_options(config: Config) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, derived from the configuration."""
     return {
         "functions": FUNCTIONS,
-        "cron_jobs": CRON_JOBS,
+        "cron_jobs": cron_jobs(),
         "queue_name": config.queue,
         "redis_settings": RedisSettings.from_dsn(config.redis_url),
         "job_serializer": dumps,
