@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from arq import Retry
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from events import EventValidationError, parse_event
 from events.catalogue import BaseEvent
 from events.commands import Command
 from events.wire import JOB_FUNCTION, dumps
+from worker.bulk import BULK_APPLIERS, IN_CHUNK
 from worker.config import Config, get_config
 from worker.db import transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
@@ -35,10 +38,11 @@ from worker.faults import describe, is_event_fault, is_transient
 from worker.handlers import handle
 from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
-from worker.models import ParkedEvent, ProcessedEvent
+from worker.models import Base, ParkedEvent, ProcessedEvent
 from worker.parking import has_parked, park, retry_parked
 
 log = logging.getLogger("komas.worker")
+processed_events = Base.metadata.tables["processed_events"]
 REQUEUE_BACKOFF_S = (1, 2, 5, 10, 30, 60)
 
 
@@ -104,37 +108,65 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
     return valid
 
 
-async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
-    """In one transaction: skip ids applied or parked already, apply the rest, record their ids."""
-    ids = list({str(event.event_id) for event in events})
+def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+    """Maximal runs of consecutive events of one type, in order."""
+    for event_type, run in groupby(events, key=lambda event: event.type):
+        yield event_type, list(run)
+
+
+async def _known_ids(session: AsyncSession, ids: list[str]) -> set[str]:
+    """Ids already applied or parked (one query per table per chunk of ids)."""
+    known: set[str] = set()
+    for table in (ProcessedEvent, ParkedEvent):
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            known.update((await session.scalars(select(table.event_id).where(table.event_id.in_(chunk)))).all())
+    return known
+
+
+async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dict[str, Any]]:
+    """In one transaction: skip ids applied or parked already, apply the rest, record their ids.
+
+    Returns, for each event in order, whether it was applied (False: a duplicate), and the
+    answers of command handlers by event id.
+    """
+    applied_flags: list[bool] = []
     fresh: list[BaseEvent] = []
-    duplicates: list[str] = []
+    results: dict[str, Any] = {}
     async with transaction() as session:
-        done = set(
-            (await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(ids)))).all()
-        )
-        done |= set((await session.scalars(select(ParkedEvent.event_id).where(ParkedEvent.event_id.in_(ids)))).all())
+        done = await _known_ids(session, list({str(event.event_id) for event in events}))
         for event in events:
             event_id = str(event.event_id)
-            if event_id in done:
-                duplicates.append(event_id)
-            else:
+            applied_flags.append(event_id not in done)
+            if event_id not in done:
                 done.add(event_id)
                 fresh.append(event)
-        results = {}
-        for event in fresh:
-            result = await handle(event)
-            if result is not None:
-                results[str(event.event_id)] = result
+        for event_type, run in _runs(fresh):
+            bulk = BULK_APPLIERS.get(event_type)
+            if bulk is not None:
+                await bulk(session, run)
+                session.expire_all()  # set-based statements bypass the identity map
+                continue
+            for event in run:
+                result = await handle(event)
+                if result is not None:
+                    results[str(event.event_id)] = result
         if fresh:
-            await session.execute(
-                insert(ProcessedEvent),
+            connection = await session.connection()
+            await connection.execute(
+                insert(processed_events),
                 [{"event_id": str(event.event_id), "event_type": event.type} for event in fresh],
             )
         failpoint("before_commit")
     failpoint("after_commit")
-    report.applied.extend(str(event.event_id) for event in fresh)
-    report.duplicates.extend(duplicates)
+    return applied_flags, results
+
+
+async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
+    """Apply a batch in one transaction (all or nothing) and note each event's outcome in `report`."""
+    applied_flags, results = await apply_in_transaction(events)
+    for event, applied in zip(events, applied_flags, strict=True):
+        (report.applied if applied else report.duplicates).append(str(event.event_id))
     report.results.update(results)
 
 
