@@ -21,9 +21,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from worker.types import JSONType, UTCDateTime, utc_now
 
@@ -65,6 +67,21 @@ class Setting(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+def _restore_value_type(setting: Setting, *_: Any) -> None:
+    """Give a loaded setting back the type it was set with.
+
+    JSON storage blurs numbers: SQLite's NUMERIC affinity of a JSON column turns a bare 3.0 into the
+    integer 3, PostgreSQL's JSONB turns 1e20 into 100000000000000000000. `value_type` knows better.
+    """
+    value = setting.__dict__.get("value")
+    if setting.__dict__.get("value_type") == "float" and isinstance(value, int) and not isinstance(value, bool):
+        set_committed_value(setting, "value", float(value))
+
+
+event.listen(Setting, "load", _restore_value_type)
+event.listen(Setting, "refresh", _restore_value_type)
 
 
 class Preset(Base):

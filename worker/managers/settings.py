@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import delete, select
 
 from worker.db import read_session, transaction
 from worker.models import Setting
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """NaN and infinities are not JSON: PostgreSQL refuses them, SQLite would store them; refuse on both."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"setting values must be finite numbers, not {value!r}")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_non_finite(item)
 
 
 def value_type_of(value: Any) -> str:
@@ -17,12 +32,17 @@ def value_type_of(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
+        # SQLite stores a bare integer as a 64-bit INTEGER and anything larger as a lossy REAL.
+        if not INT64[0] <= value <= INT64[1]:
+            raise ValueError(f"integer setting values must fit in 64 bits, not {value}")
         return "int"
     if isinstance(value, float):
+        _refuse_non_finite(value)
         return "float"
     if isinstance(value, str):
         return "str"
     if isinstance(value, dict | list):
+        _refuse_non_finite(value)
         return "json"
     raise TypeError(
         f"setting values must be JSON types (str, int, float, bool, dict, list), not {type(value).__name__}"
