@@ -36,7 +36,12 @@ class Config(BaseSettings):
     busy_timeout_ms: int = Field(default=5000, ge=0, description="SQLite busy_timeout for every connection.")
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     max_batch: int = Field(default=DEFAULT_MAX_BATCH, gt=0)
-    max_jobs: int = Field(default=10, gt=0, description="arq jobs a worker runs at once.")
+    max_jobs: int = Field(
+        default=32, gt=0, description="arq jobs a worker runs at once (their events share one commit)."
+    )
+    poll_delay_s: float = Field(
+        default=0.01, gt=0, le=5, description="Pause between looks at the queue when it is idle (arq's is 0.5 s)."
+    )
     job_timeout_s: int = Field(default=300, gt=0, description="Longest one job may run before arq cancels it.")
     lock_ttl_s: int = Field(
         default=10,

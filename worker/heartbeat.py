@@ -39,7 +39,8 @@ async def job_lock_heartbeat(ctx: dict[str, Any], lock_ttl_s: int) -> AsyncItera
         yield
         return
     key, ttl_ms = in_progress_key_prefix + str(job_id), lock_ttl_s * 1000
-    await _renew_once(redis, key, ttl_ms)  # arq set timeout + 10 s: shorten it before any work
+    if not ctx.get("short_lock"):  # plain arq set timeout + 10 s: shorten it before any work
+        await _renew_once(redis, key, ttl_ms)
     task = asyncio.create_task(_renew(redis, key, ttl_ms))
     try:
         yield

@@ -35,6 +35,7 @@ from worker.db import transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.failpoints import failpoint
 from worker.faults import describe, is_event_fault, is_transient
+from worker.group_commit import GroupCommitter, RunAlone
 from worker.handlers import handle
 from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
@@ -162,9 +163,19 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
     return applied_flags, results
 
 
-async def apply_all(events: list[BaseEvent], report: BatchReport) -> None:
-    """Apply a batch in one transaction (all or nothing) and note each event's outcome in `report`."""
-    applied_flags, results = await apply_in_transaction(events)
+async def apply_all(events: list[BaseEvent], report: BatchReport, committer: GroupCommitter | None = None) -> None:
+    """Apply a batch in one transaction (all or nothing) and note each event's outcome in `report`.
+
+    With a `committer`, that transaction is shared with the other jobs waiting at the same time; if
+    the shared one fails, the batch is applied again in a transaction of its own.
+    """
+    if committer is None:
+        applied_flags, results = await apply_in_transaction(events)
+    else:
+        try:
+            applied_flags, results = await committer.apply(events)
+        except RunAlone:
+            applied_flags, results = await apply_in_transaction(events)
     for event, applied in zip(events, applied_flags, strict=True):
         (report.applied if applied else report.duplicates).append(str(event.event_id))
     report.results.update(results)
@@ -190,12 +201,17 @@ async def reject(event: BaseEvent, exc: BaseException, report: BatchReport) -> N
     report.rejected.append(rejection)
 
 
-async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
-    """Apply events; when the batch fails on an event's content, bisect until the culprit is alone."""
+async def apply_isolating(
+    events: list[BaseEvent], report: BatchReport, committer: GroupCommitter | None = None
+) -> None:
+    """Apply events; when the batch fails on an event's content, bisect until the culprit is alone.
+
+    Only the first, whole-batch attempt goes through the group `committer`; the halves run alone.
+    """
     if not events:
         return
     try:
-        await apply_all(events, report)
+        await apply_all(events, report, committer)
         return
     except Exception as exc:
         if not is_event_fault(exc):
@@ -215,7 +231,9 @@ async def apply_isolating(events: list[BaseEvent], report: BatchReport) -> None:
     await apply_isolating(events[middle:], report)
 
 
-async def process_batch(raw_events: Sequence[Any], config: Config) -> BatchReport:
+async def process_batch(
+    raw_events: Sequence[Any], config: Config, committer: GroupCommitter | None = None
+) -> BatchReport:
     """Everything one batch needs, except the handling of the machinery's failures."""
     report = BatchReport()
     if len(raw_events) > config.max_batch:
@@ -223,7 +241,7 @@ async def process_batch(raw_events: Sequence[Any], config: Config) -> BatchRepor
         for raw in raw_events:
             await dead_letter(report, raw, reason)
         return report
-    await apply_isolating(await validate(raw_events, report, config), report)
+    await apply_isolating(await validate(raw_events, report, config), report, committer)
     # Retry parked events when this batch may have brought their dependency, or when it parked some:
     # their dependency may have been committed by a concurrent job just before they were parked.
     if (report.applied or report.parked) and await has_parked():
@@ -268,7 +286,7 @@ async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -
             if int(ctx.get("job_try", 1)) > config.max_crashes:
                 await _after_crashes(ctx, batch, report)
                 return report.as_result() | {"split": len(batch) > 1}
-            report = await process_batch(batch, config)
+            report = await process_batch(batch, config, ctx.get("committer"))
         except Exception as exc:
             return await _recover(ctx, batch, exc, attempt)
     log.info(

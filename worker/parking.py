@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from events import parse_event
 from events.catalogue import BaseEvent
 from events.wire import dumps, loads
-from worker.db import transaction
+from worker.db import read_session, transaction
 from worker.errors import MissingDependencyError
 from worker.faults import describe, is_event_fault
 from worker.handlers import handle
@@ -54,7 +54,8 @@ async def park(event: BaseEvent, reason: str) -> None:
 
 
 async def has_parked() -> bool:
-    async with transaction() as session:
+    """Cheap check after every batch: a read on the read-only engine, no write lock taken."""
+    async with read_session() as session:
         return await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
 
 

@@ -20,7 +20,8 @@ from arq.connections import RedisSettings
 from events.wire import dumps
 from worker.config import Config, get_config
 from worker.db import close_db, init_db
-from worker.jobs import apply_events, dead_letter_job, retry_parked_job
+from worker.group_commit import GroupCommitter
+from worker.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.ops import dlq_drop, dlq_replay
 from worker.poison import tolerant_deserializer
 
@@ -45,9 +46,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     database = init_db(config.database_url)
     await database.ensure_schema()
     ctx["database"] = database
+    committer = GroupCommitter(apply_in_transaction)
+    committer.start()
+    ctx["committer"] = committer
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    committer: GroupCommitter | None = ctx.pop("committer", None)
+    if committer is not None:
+        await committer.stop()
     await close_db()
 
 
@@ -67,6 +74,7 @@ def worker_options(config: Config) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": config.max_jobs,
+        "poll_delay": config.poll_delay_s,
         "job_timeout": config.job_timeout_s,
         "max_tries": MAX_TRIES,
         "job_completion_wait": config.job_timeout_s,  # SIGTERM: finish in-flight jobs first
@@ -81,6 +89,7 @@ def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
     worker = Worker(**{**worker_options(config), **overrides})
     # arq locks a running job for its timeout + 10 s; ours renew a short lock instead (see heartbeat).
     worker.in_progress_timeout_s = config.lock_ttl_s
+    worker.ctx["short_lock"] = True  # jobs need not shorten it themselves (one Redis round trip saved)
     return worker
 
 
@@ -141,7 +150,7 @@ class WorkerSettings:
 
 def _fill_from_config() -> None:
     options = worker_options(get_config())
-    for key in ("queue_name", "redis_settings", "max_jobs", "job_timeout", "job_completion_wait", "ctx"):
+    for key in ("queue_name", "redis_settings", "max_jobs", "poll_delay", "job_timeout", "job_completion_wait", "ctx"):
         setattr(WorkerSettings, key, options[key])
 
 

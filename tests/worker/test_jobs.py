@@ -20,6 +20,7 @@ from events.catalogue import BaseEvent
 from worker import BotManager, SignalManager, close_db, init_db
 from worker.config import Config
 from worker.db import read_session
+from worker.group_commit import GroupCommitter
 from worker.jobs import apply_events
 from worker.models import Bot, DeadLetter, ParkedEvent, ProcessedEvent, Signal
 
@@ -184,10 +185,12 @@ def apply_calls(monkeypatch: pytest.MonkeyPatch) -> ApplyCalls:
     record = ApplyCalls()
     real = worker.jobs.apply_all
 
-    async def spy(events: list[BaseEvent], report: worker.jobs.BatchReport) -> None:
+    async def spy(
+        events: list[BaseEvent], report: worker.jobs.BatchReport, committer: GroupCommitter | None = None
+    ) -> None:
         batch = ids(*events)
         try:
-            await real(events, report)
+            await real(events, report, committer)
         except Exception:
             record.calls.append((batch, False))
             raise
