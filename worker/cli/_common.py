@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -27,6 +28,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `komas: message` on stderr and return the Exit to raise."""
     typer.echo(f"komas: {message}", err=True)
     return typer.Exit(code)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet: reading it would create an empty database there."""
+    from sqlalchemy.engine import make_url
+
+    from worker.db import is_sqlite
+
+    database = make_url(url).database
+    if not is_sqlite(url) or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
 
 
 def with_database(work: Callable[[], Awaitable[T]]) -> T:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import typer
 
+from worker.cli._common import fail, missing_sqlite_file
 from worker.config import get_config
+
+T = TypeVar("T")
 
 db_app = typer.Typer(
     help="Database schema: upgrade to the latest migration, show the current one.", no_args_is_help=True
@@ -32,7 +37,7 @@ def db_upgrade(
         finally:
             await engine.dispose()
 
-    typer.echo(f"database at revision {asyncio.run(run())}")
+    typer.echo(f"database at revision {_run(run)}")
 
 
 @db_app.command("current")
@@ -51,4 +56,19 @@ def db_current() -> None:
         finally:
             await engine.dispose()
 
-    typer.echo(f"current: {asyncio.run(run()) or 'none'}  latest: {head_revision()}")
+    # Looking must not leave an empty database file behind (a typo'd path would otherwise "exist").
+    current = None if missing_sqlite_file(get_config().database_url) else _run(run)
+    typer.echo(f"current: {current or 'none'}  latest: {head_revision()}")
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a database coroutine; an unknown revision or an unreachable database is one line, not a traceback."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return asyncio.run(work())
+    except CommandError as exc:
+        raise fail(str(exc), 2) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise fail(f"cannot use the database {get_config().database_url}: {exc}") from None

@@ -19,6 +19,11 @@ def schema() -> None:
     from events.catalogue import Event
 
     document = TypeAdapter(Event).json_schema()
+    for ref in document["discriminator"]["mapping"].values():
+        # pydantic leaves `type` optional because each model has it as a default; on the wire it is the
+        # tag the worker dispatches on, and without it a payload can match one branch and still be refused.
+        definition = document["$defs"][ref.removeprefix("#/$defs/")]
+        definition["required"] = ["type", *(name for name in definition.get("required", []) if name != "type")]
     document["title"] = "Komas event"
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     typer.echo(json.dumps(document, indent=2, sort_keys=True))
