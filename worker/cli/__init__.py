@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import typer
 
+from worker.cli.bench import bench
 from worker.cli.db import db_app
 from worker.cli.dlq import dlq_app
 from worker.cli.events import events_app
 from worker.cli.publish import publish
 from worker.cli.run import up, worker
+from worker.cli.serve import api
 from worker.cli.status import status
 from worker.config import ConfigError, get_config
 
@@ -25,11 +27,13 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(worker)
+app.command()(api)
 app.command()(publish)
 app.command()(status)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.command()(bench)
 
 
 def main() -> None:

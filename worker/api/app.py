@@ -1,0 +1,44 @@
+"""`create_app(config)`: the FastAPI application, its lifespan, middleware and error policy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from worker.api.errors import install_error_handlers
+from worker.api.limits import BodySizeLimit
+from worker.api.resources import Resources
+from worker.api.routes import ROUTERS
+from worker.config import Config
+
+DESCRIPTION = """\
+Reads come straight from the database (read-only connection). Writes are command events: the API
+queues one for the worker (the only writer) and waits up to `KOMAS_API_WAIT_S` for its answer;
+without an answer in time it says **202** with the event id, and the write applies when a worker runs.
+
+Writes need `Authorization: Bearer <KOMAS_API_TOKEN>` when a token is configured (reads too with
+`KOMAS_API_TOKEN_READS=true`). Bodies over `KOMAS_API_MAX_BODY_BYTES` get 413.
+"""
+
+
+def create_app(config: Config) -> FastAPI:
+    """A new application for `config`; resources open in its lifespan, so building it costs nothing."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(config)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title="Komas persistence core", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.config = config
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
+    return app

@@ -1,0 +1,17 @@
+"""One router per resource; `ROUTERS` is what `create_app` mounts."""
+
+from fastapi import APIRouter
+
+from worker.api.routes import bots, cache, dead_letters, events, health, info, presets, settings, signals
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    info.router,
+    settings.router,
+    presets.router,
+    cache.router,
+    bots.router,
+    signals.router,
+    dead_letters.router,
+    events.router,
+)

@@ -1,0 +1,54 @@
+"""Settings: `GET/POST /api/db/settings`, `GET/DELETE /api/db/settings/{key}`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from events.commands import DeleteSetting, SetSetting
+from worker.api import queries
+from worker.api.auth import ReadAuth, WriteAuth
+from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
+from worker.api.errors import not_found
+from worker.api.params import SettingKeyPath
+from worker.api.routes._responses import FOUND, READ, WRITE, WRITE_FOUND
+from worker.api.schemas import SettingIn, SettingOut
+from worker.models import Setting
+
+router = APIRouter(prefix="/api/db/settings", tags=["settings"])
+SOURCE = "api"
+
+
+@router.get("", response_model=list[SettingOut], dependencies=[ReadAuth], responses=READ)
+async def list_settings(session: ReadSession) -> list[SettingOut]:
+    return [SettingOut.model_validate(row) for row in await queries.settings(session)]
+
+
+@router.get("/{key}", response_model=SettingOut, dependencies=[ReadAuth], responses=FOUND)
+async def get_setting(key: SettingKeyPath, session: ReadSession) -> SettingOut:
+    setting = await session.get(Setting, key)
+    if setting is None:
+        raise not_found(f"setting {key!r}")
+    return SettingOut.model_validate(setting)
+
+
+@router.post("", response_model=SettingOut, status_code=201, dependencies=[WriteAuth], responses=WRITE)
+async def set_setting(
+    body: SettingIn, commands: CommandsDep, resources: ResourcesDep, response: Response
+) -> SettingOut:
+    """Create (201) or replace (200) a setting; a missing description keeps the old one."""
+    async with fresh_snapshot(resources) as session:
+        existed = await session.get(Setting, body.key) is not None
+    await commands.execute(SetSetting(key=body.key, value=body.value, description=body.description, source=SOURCE))
+    async with fresh_snapshot(resources) as session:
+        setting = await session.get(Setting, body.key)
+        if setting is None:  # deleted again in between
+            raise not_found(f"setting {body.key!r}")
+        if existed:
+            response.status_code = 200
+        return SettingOut.model_validate(setting)
+
+
+@router.delete("/{key}", status_code=204, dependencies=[WriteAuth], responses=WRITE_FOUND)
+async def delete_setting(key: SettingKeyPath, commands: CommandsDep) -> Response:
+    await commands.execute(DeleteSetting(key=key, source=SOURCE))
+    return Response(status_code=204)

@@ -1,0 +1,287 @@
+"""Request and response bodies of the API, separate from the tables so the wire format can stay put.
+
+Request bodies reuse the field types of the command events (`events.commands`), so the API refuses
+with 422 exactly what the worker would refuse, before anything is queued.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from events.commands import Id, Name, SettingKey, Source
+from events.envelope import JsonObject
+
+T = TypeVar("T")
+
+IndicatorType = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Tag = Annotated[str, StringConstraints(max_length=100)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+NonNegative = Annotated[float, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Out(BaseModel):
+    """Response models read straight from ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class _In(BaseModel):
+    """Request bodies: unknown fields are refused (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+class SettingIn(_In):
+    key: SettingKey
+    value: Any = Field(description="Any JSON value; it keeps its type (str, int, float, bool, json, null).")
+    description: str | None = None
+
+
+class SettingOut(_Out):
+    key: str
+    value: Any
+    value_type: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- presets ----------------------------------------------------------------------------------
+
+
+class PresetIn(_In):
+    name: Name
+    description: str | None = None
+    indicator_type: IndicatorType = "trg"
+    settings: JsonObject = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list)
+    is_favorite: bool = False
+
+
+_NOT_NULL = ("name", "indicator_type", "settings", "tags", "is_favorite")
+
+
+class PresetUpdate(_In):
+    """Only the fields given change; `description` may be null (cleared), the others may not."""
+
+    name: Name | None = None
+    description: str | None = None
+    indicator_type: IndicatorType | None = None
+    settings: JsonObject | None = None
+    tags: list[Tag] | None = None
+    is_favorite: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [name for name in _NOT_NULL if name in data and data[name] is None]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: may not be null (leave the field out to keep it)")
+        return data
+
+
+class PerformanceIn(_In):
+    """Metrics of a backtest; the ones left out keep their values."""
+
+    win_rate: Percent | None = None
+    profit_factor: NonNegative | None = None
+    total_profit_percent: Finite | None = None
+    max_drawdown_percent: NonNegative | None = None
+    sharpe_ratio: Finite | None = None
+
+
+class FavoriteIn(_In):
+    is_favorite: bool | None = Field(default=None, description="The new state; absent (or no body) toggles it.")
+
+
+class PresetOut(_Out):
+    id: int
+    name: str
+    description: str | None
+    indicator_type: str
+    settings: dict[str, Any]
+    tags: list[Any]
+    is_favorite: bool
+    win_rate: float | None
+    profit_factor: float | None
+    total_profit_percent: float | None
+    max_drawdown_percent: float | None
+    sharpe_ratio: float | None
+    created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime | None
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+
+class CacheOut(_Out):
+    id: int
+    symbol: str
+    timeframe: str
+    source: str
+    candles_count: int
+    start_time: datetime | None
+    end_time: datetime | None
+    file_path: str | None
+    file_size: int | None
+    is_complete: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- bots and signals -------------------------------------------------------------------------
+
+
+class BotOut(_Out):
+    id: int
+    name: str
+    symbol: str
+    timeframe: str
+    preset_id: int | None
+    config: dict[str, Any]
+    position_size: float
+    is_active: bool
+    telegram_enabled: bool
+    telegram_chat_id: str | None
+    total_signals: int
+    total_wins: int
+    total_losses: int
+    total_profit: float
+    last_signal_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BotStats(BaseModel):
+    """Derived from the bot's counters and its open signals."""
+
+    total_signals: int
+    total_wins: int
+    total_losses: int
+    total_profit: float
+    win_rate: float | None = Field(description="Wins per closed signal, in percent; null before the first close.")
+    open_signals: int
+
+
+class BotDetail(BotOut):
+    stats: BotStats
+
+
+class SignalOut(_Out):
+    id: int
+    uid: str
+    bot_id: int
+    symbol: str
+    timeframe: str
+    direction: str
+    status: str
+    entry_price: float
+    stop_loss: float | None
+    take_profits: list[Any]
+    indicator_values: dict[str, Any]
+    exit_price: float | None
+    exit_reason: str | None
+    pnl_percent: float | None
+    pnl_amount: float | None
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class DeadLetterOut(_Out):
+    id: int
+    event_id: str | None
+    event_type: str | None
+    payload: str
+    reason: str
+    attempts: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    replayed_at: datetime | None
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a long list, with the total that matches the filters."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- the rest ---------------------------------------------------------------------------------
+
+
+class Queued(BaseModel):
+    """202: the write is queued; the worker applies it when it runs (the event id makes it exactly once)."""
+
+    event_id: str
+    job_id: str
+    status: Literal["queued"] = "queued"
+
+
+class Published(BaseModel):
+    """202 answer of `POST /api/events`."""
+
+    event_ids: list[str]
+    job_ids: list[str]
+
+
+class Problem(BaseModel):
+    """Every error answer: `detail` says what is wrong in words a person can act on."""
+
+    detail: Any
+
+
+class DatabaseInfo(BaseModel):
+    backend: str
+    database: str | None = Field(description="File of a SQLite database, name of a PostgreSQL one.")
+    size_bytes: int | None
+    counts: dict[str, int]
+    applied_events: int
+    last_applied_at: datetime | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "down"]
+    database: str
+    redis: str
+
+
+class CacheKey(BaseModel):
+    symbol: str
+    timeframe: str
+    source: Source = "binance"
+
+
+__all__ = [
+    "BotDetail",
+    "BotOut",
+    "BotStats",
+    "CacheKey",
+    "CacheOut",
+    "DatabaseInfo",
+    "DeadLetterOut",
+    "FavoriteIn",
+    "Health",
+    "Id",
+    "Page",
+    "PerformanceIn",
+    "PresetIn",
+    "PresetOut",
+    "PresetUpdate",
+    "Problem",
+    "Published",
+    "Queued",
+    "SettingIn",
+    "SettingOut",
+    "SignalOut",
+]

@@ -1,0 +1,31 @@
+"""`komas api`: the REST API server."""
+
+from __future__ import annotations
+
+import typer
+
+from worker.cli._common import fail, setup_logging
+from worker.cli.run import HOST_OPTION, PORT_OPTION
+from worker.config import get_config
+
+
+def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
+    """Serve the REST API (reads from the database, writes through the worker).
+
+    Example: [bold]KOMAS_API_TOKEN=secret komas api --host 0.0.0.0 --port 8000[/bold]
+    """
+    import uvicorn
+
+    from worker.api.app import create_app
+    from worker.api.auth import check_bind_allowed
+
+    setup_logging()
+    config = get_config()
+    bind_host = host or config.api_host
+    bind_port = config.api_port if port is None else port
+    try:
+        check_bind_allowed(bind_host, config)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    typer.echo(f"komas api: http://{bind_host}:{bind_port} (docs at /docs)", err=True)
+    uvicorn.run(create_app(config), host=bind_host, port=bind_port, log_level=config.log_level.lower())
