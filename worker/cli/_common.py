@@ -43,22 +43,45 @@ def missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
-def with_database(work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` with the managers opened on KOMAS_DATABASE_URL (reads only, no migration)."""
+class DatabaseNotReady(Exception):
+    """The database cannot be read yet (no file, no schema, unreachable); the message says what to do."""
+
+
+def read_database(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` with the managers opened on KOMAS_DATABASE_URL (reads only, no migration, no file created)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from worker.db import close_db, init_db
     from worker.migrate import current_revision
 
+    url = get_config().database_url
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise DatabaseNotReady(f"no database at {missing} yet: start the worker or run `komas db upgrade`")
+
     async def run() -> T:
-        url = get_config().database_url
         database = init_db(url, migrate=False)
         try:
-            if await current_revision(database.writer) is None:
-                raise fail(f"the database {url} has no schema yet: start the worker or run `komas db upgrade`")
+            if await current_revision(database.reader) is None:
+                raise DatabaseNotReady(
+                    f"the database {url} has no schema yet: start the worker or run `komas db upgrade`"
+                )
             return await work()
         finally:
             await close_db()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseNotReady(f"cannot read the database {url}: {exc}") from None
+
+
+def with_database(work: Callable[[], Awaitable[T]]) -> T:
+    """`read_database`, ending the command with exit 1 and the reason when the database is not ready."""
+    try:
+        return read_database(work)
+    except DatabaseNotReady as exc:
+        raise fail(str(exc)) from None
 
 
 def ask_worker(function: str, *args: Any, timeout: float) -> Any:

@@ -8,50 +8,76 @@ from typing import Any
 
 import typer
 
-from worker.cli._common import fail, with_database
-from worker.config import get_config
+from worker.cli._common import DatabaseNotReady, fail, read_database
+from worker.config import Config, get_config
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Queue depth, oldest queued age, worker health, dead letters, last applied event, database size.
 
+    Each half is reported even when the other cannot be read (Redis down, database not created yet);
+    the exit code is then 1 and the reason is on stderr.
+
     Example: [bold]komas status --json[/bold]
     """
-    import redis
-
-    from worker.status import database_status, queue_status
-
     config = get_config()
-    report: dict[str, Any] = {"database": with_database(lambda: database_status(config))}
-    try:
-        report["queue"] = asyncio.run(queue_status(config))
-    except (redis.RedisError, OSError) as exc:
-        report["queue"] = {"error": f"Redis at {config.redis_url} does not answer: {exc}"}
+    report: dict[str, dict[str, Any]] = {"queue": _queue(config), "database": _database(config)}
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print(report)
-    if "error" in report["queue"]:
-        raise fail(report["queue"]["error"])
+    errors = [part["error"] for part in report.values() if "error" in part]
+    if errors:
+        raise fail("; ".join(errors))
 
 
-def _print(report: dict[str, Any]) -> None:
+def _queue(config: Config) -> dict[str, Any]:
+    import redis
+
+    from worker.status import queue_status
+
+    try:
+        return asyncio.run(queue_status(config))
+    except (redis.RedisError, OSError) as exc:
+        return {"queue": config.queue, "error": f"Redis at {config.redis_url} does not answer: {exc}"}
+
+
+def _database(config: Config) -> dict[str, Any]:
+    from worker.status import database_status
+
+    try:
+        return read_database(lambda: database_status(config))
+    except DatabaseNotReady as exc:
+        return {"error": str(exc)}
+
+
+def _print(report: dict[str, dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     queue, database = report["queue"], report["database"]
     table = Table(show_header=False, title="komas status")
-    rows = [
-        ("queue", queue.get("queue", "?")),
-        ("queued jobs", queue.get("depth", "?")),
-        ("oldest queued", "-" if queue.get("oldest_age_s") is None else f"{queue['oldest_age_s']:.1f} s"),
-        ("worker", queue.get("worker") or "no worker heartbeat"),
-        ("applied events", database["applied_events"]),
-        ("parked events", database["parked_events"]),
-        ("dead letters", database["dead_letters"]),
-        ("last applied", "-" if not database["last_applied"] else " ".join(database["last_applied"].values())),
-        ("database size", "-" if database["database_bytes"] is None else f"{database['database_bytes']:,} bytes"),
-    ]
+    rows: list[tuple[str, object]] = [("queue", queue.get("queue", "?"))]
+    if "error" in queue:
+        rows.append(("redis", queue["error"]))
+    else:
+        age = queue["oldest_age_s"]
+        rows += [
+            ("queued jobs", queue["depth"]),
+            ("oldest queued", "-" if age is None else f"{age:.1f} s"),
+            ("worker", queue["worker"] or "no worker heartbeat"),
+        ]
+    if "error" in database:
+        rows.append(("database", database["error"]))
+    else:
+        last, size = database["last_applied"], database["database_bytes"]
+        rows += [
+            ("applied events", database["applied_events"]),
+            ("parked events", database["parked_events"]),
+            ("dead letters", database["dead_letters"]),
+            ("last applied", "-" if not last else f"{last['type']} {last['event_id']} at {last['at']}"),
+            ("database size", "-" if size is None else f"{size:,} bytes"),
+        ]
     for name, value in rows:
         table.add_row(name, str(value))
     Console().print(table)
