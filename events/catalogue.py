@@ -25,7 +25,7 @@ from events.commands import (
     UpdatePresetPerformance,
     UpsertCache,
 )
-from events.envelope import SCHEMA_VERSION, BaseEvent, JsonObject, reject_non_finite, utc_now
+from events.envelope import SCHEMA_VERSION, BaseEvent, JsonObject, utc_now
 from events.errors import EventValidationError
 from events.trading import BacktestFinished, BotToggled, SignalClosed, SignalCreated, TakeProfit
 
@@ -76,8 +76,7 @@ def parse_event(payload: Mapping[str, Any] | BaseEvent) -> Event:
         return payload  # type: ignore[return-value]  # already validated at construction
     if not isinstance(payload, Mapping):
         raise EventValidationError(f"event: expected a JSON object, got {type(payload).__name__}")
-    reject_non_finite(payload)
-    try:
+    try:  # NaN anywhere is refused by the envelope's own validator
         return _ADAPTER.validate_python(payload)
     except ValidationError as exc:
         raise EventValidationError.from_pydantic(exc) from None

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from events import EventValidationError, parse_event
 from events.catalogue import BaseEvent
 from events.commands import Command
-from events.wire import JOB_FUNCTION, dumps
+from events.wire import JOB_FUNCTION, encoded_size
 from worker.bulk import BULK_APPLIERS, IN_CHUNK
 from worker.config import Config, get_config
 from worker.db import transaction
@@ -95,7 +95,7 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
     valid: list[BaseEvent] = []
     for raw in raw_events:
         try:
-            size = len(dumps(raw))
+            size = encoded_size(raw)
         except (TypeError, ValueError) as exc:
             await dead_letter(report, raw, f"not JSON-encodable: {exc}")
             continue
@@ -268,6 +268,13 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
     """The worker died on this job `max_crashes` times: split it, or dead-letter a lone event."""
     job_try = int(ctx.get("job_try", 1))
     if len(raw_events) == 1:
+        # The crash may have come after the commit (or the parking): such an event is settled, not poison.
+        event_id = _event_id_of(raw_events[0])
+        if event_id is not None:
+            async with transaction() as session:
+                if await _known_ids(session, [event_id]):
+                    report.duplicates.append(event_id)
+                    return
         await dead_letter(report, raw_events[0], f"the worker crashed {job_try - 1} times while applying this event")
         return
     middle = len(raw_events) // 2
