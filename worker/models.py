@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -173,7 +174,7 @@ class DataCacheInfo(Base):
     start_time: Mapped[datetime | None] = mapped_column()
     end_time: Mapped[datetime | None] = mapped_column()
     file_path: Mapped[str | None] = mapped_column(String(500))
-    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_size: Mapped[int | None] = mapped_column(BigInteger)  # bytes; PostgreSQL's INTEGER stops at 2 GiB
     is_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
