@@ -86,6 +86,9 @@ async def run_worker(config: Config) -> AsyncIterator[RunningWorker]:
     try:
         yield RunningWorker(arq_worker, task)
     finally:
+        # Stop taking jobs and let the running ones finish: `close()` would cancel them mid-commit.
+        arq_worker.allow_pick_jobs = False
+        await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

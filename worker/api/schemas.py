@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from events.commands import Id, Name, SettingKey, Source
+from events.commands import Id, Name, SettingKey
 from events.envelope import JsonObject
 
 T = TypeVar("T")
@@ -256,17 +256,10 @@ class Health(BaseModel):
     redis: str
 
 
-class CacheKey(BaseModel):
-    symbol: str
-    timeframe: str
-    source: Source = "binance"
-
-
 __all__ = [
     "BotDetail",
     "BotOut",
     "BotStats",
-    "CacheKey",
     "CacheOut",
     "DatabaseInfo",
     "DeadLetterOut",
