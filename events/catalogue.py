@@ -5,7 +5,7 @@ Validation is the same for the publisher and the worker, whatever language produ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -68,6 +68,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 def parse_event(payload: Mapping[str, Any] | BaseEvent) -> Event:
@@ -80,3 +81,23 @@ def parse_event(payload: Mapping[str, Any] | BaseEvent) -> Event:
         return _ADAPTER.validate_python(payload)
     except ValidationError as exc:
         raise EventValidationError.from_pydantic(exc) from None
+
+
+def parse_events(payloads: Sequence[Any]) -> list[Event | EventValidationError]:
+    """Validate many payloads; each comes back as its event or as the error that refused it.
+
+    A batch that is all valid (the usual case) is validated in one call, much cheaper than one call
+    per event; only when something in it is wrong is each payload validated on its own.
+    """
+    if all(isinstance(payload, Mapping) for payload in payloads):
+        try:
+            return list(_LIST_ADAPTER.validate_python(payloads))
+        except ValidationError:
+            pass
+    parsed: list[Event | EventValidationError] = []
+    for payload in payloads:
+        try:
+            parsed.append(parse_event(payload))
+        except EventValidationError as exc:
+            parsed.append(exc)
+    return parsed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -22,6 +22,7 @@ from pydantic import (
 from events.errors import EventValidationError
 
 SCHEMA_VERSION = 1
+ZERO = timedelta(0)
 
 Timeframe = Annotated[
     str,
@@ -99,6 +100,11 @@ class BaseEvent(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
+        # pydantic's own UTC tzinfo makes astimezone() slow; a zero offset only needs the stdlib UTC.
+        if value.tzinfo is UTC:
+            return value
+        if value.utcoffset() == ZERO:
+            return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
     def to_wire(self) -> JsonObject:

@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
+from worker.fast_sql import among, insert_rows
 from worker.models import Base, Bot, Preset, Signal
 from worker.types import utc_now
 
@@ -40,9 +41,10 @@ def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 
 async def _existing(session: AsyncSession, column: Any, values: Iterable[Any]) -> set[Any]:
     wanted = list(set(values))
+    dialect = (await session.connection()).dialect.name
     found: set[Any] = set()
     for chunk in _chunks(wanted):
-        found.update((await session.execute(select(column).where(column.in_(chunk)))).scalars())
+        found.update((await session.execute(select(column).where(among(column, chunk, dialect)))).scalars())
     return found
 
 
@@ -61,8 +63,9 @@ async def create_signals(session: AsyncSession, events: Sequence[SignalCreated])
     if taken:
         raise DuplicateError(f"a signal with uid {sorted(taken)[0]!r} already exists")
     connection = await session.connection()
-    await connection.execute(
-        insert(signals),
+    await insert_rows(
+        connection,
+        signals,
         [
             {
                 "uid": event.signal_uid,
@@ -102,11 +105,12 @@ async def create_signals(session: AsyncSession, events: Sequence[SignalCreated])
 async def close_signals(session: AsyncSession, events: Sequence[SignalClosed]) -> None:
     uids = [event.signal_uid for event in events]
     found: dict[str, tuple[int, str, int, float]] = {}
+    dialect = (await session.connection()).dialect.name
     for chunk in _chunks(list(set(uids))):
         rows = await session.execute(
             select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
             .join(Bot, Bot.id == Signal.bot_id)
-            .where(Signal.uid.in_(chunk))
+            .where(among(Signal.uid, chunk, dialect))
         )
         for uid, signal_id, status, bot_id, position_size in rows:
             found[uid] = (signal_id, status, bot_id, position_size)
@@ -177,8 +181,9 @@ async def record_backtests(session: AsyncSession, events: Sequence[BacktestFinis
         if event.preset_id not in present:
             raise MissingDependencyError(f"preset {event.preset_id} does not exist")
     connection = await session.connection()
-    await connection.execute(
-        insert(backtest_results),
+    await insert_rows(
+        connection,
+        backtest_results,
         [
             {
                 "preset_id": event.preset_id,

@@ -37,6 +37,8 @@ def json_serializer(value: Any) -> str:
     Values reach here validated (no NaN); what orjson cannot encode (integers beyond 64 bits) the
     standard library does, so the stored text is the same JSON either way.
     """
+    if not value and type(value) in (dict, list):  # most indicator maps and take-profit lists are empty
+        return "{}" if type(value) is dict else "[]"
     try:
         return orjson.dumps(value).decode()
     except TypeError:

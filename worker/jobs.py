@@ -21,12 +21,12 @@ from itertools import groupby
 from typing import Any
 
 from arq import Retry
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events import EventValidationError, parse_event
-from events.catalogue import BaseEvent
+from events import EventValidationError
+from events.catalogue import BaseEvent, parse_events
 from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
 from worker.bulk import BULK_APPLIERS, IN_CHUNK
@@ -34,6 +34,7 @@ from worker.config import Config, get_config
 from worker.db import transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.failpoints import failpoint
+from worker.fast_sql import among, insert_rows
 from worker.faults import describe, is_event_fault, is_transient
 from worker.group_commit import GroupCommitter, RunAlone
 from worker.handlers import handle
@@ -41,6 +42,7 @@ from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
 from worker.models import Base, ParkedEvent, ProcessedEvent
 from worker.parking import has_parked, park, retry_parked
+from worker.types import utc_now
 
 log = logging.getLogger("komas.worker")
 processed_events = Base.metadata.tables["processed_events"]
@@ -92,7 +94,7 @@ async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: st
 
 async def validate(raw_events: Sequence[Any], report: BatchReport, config: Config) -> list[BaseEvent]:
     """Parse each payload; oversized and invalid ones are dead-lettered, the others go on."""
-    valid: list[BaseEvent] = []
+    sized: list[Any] = []
     for raw in raw_events:
         try:
             size = encoded_size(raw)
@@ -102,10 +104,13 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
         if size > config.max_event_bytes:
             await dead_letter(report, raw, f"event of {size} bytes exceeds the limit of {config.max_event_bytes}")
             continue
-        try:
-            valid.append(parse_event(raw))
-        except EventValidationError as exc:
-            await dead_letter(report, raw, str(exc))
+        sized.append(raw)
+    valid: list[BaseEvent] = []
+    for raw, parsed in zip(sized, parse_events(sized), strict=True):
+        if isinstance(parsed, EventValidationError):
+            await dead_letter(report, raw, str(parsed))
+        else:
+            valid.append(parsed)
     return valid
 
 
@@ -118,10 +123,12 @@ def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
 async def _known_ids(session: AsyncSession, ids: list[str]) -> set[str]:
     """Ids already applied or parked (one query per table per chunk of ids)."""
     known: set[str] = set()
+    dialect = (await session.connection()).dialect.name
     for table in (ProcessedEvent, ParkedEvent):
         for start in range(0, len(ids), IN_CHUNK):
             chunk = ids[start : start + IN_CHUNK]
-            known.update((await session.scalars(select(table.event_id).where(table.event_id.in_(chunk)))).all())
+            query = select(table.event_id).where(among(table.event_id, chunk, dialect))
+            known.update((await session.scalars(query)).all())
     return known
 
 
@@ -153,10 +160,11 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
                 if result is not None:
                     results[str(event.event_id)] = result
         if fresh:
-            connection = await session.connection()
-            await connection.execute(
-                insert(processed_events),
-                [{"event_id": str(event.event_id), "event_type": event.type} for event in fresh],
+            now = utc_now()
+            await insert_rows(
+                await session.connection(),
+                processed_events,
+                [{"event_id": str(event.event_id), "event_type": event.type, "applied_at": now} for event in fresh],
             )
         failpoint("before_commit")
     failpoint("after_commit")

@@ -16,6 +16,17 @@ from events.wire import loads
 DEAD_LETTER_JOB = "dead_letter_job"
 
 
+class EventBatch(list[Any]):
+    """A job's list of raw events, with a short repr.
+
+    arq logs every job's arguments through `repr` before cutting the text to 80 characters; for a
+    batch of a thousand events that repr cost more than applying a tenth of them.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} events>"
+
+
 def _poison(raw: bytes, reason: str) -> dict[str, Any]:
     text = raw.decode("utf-8", errors="replace")
     return {"f": DEAD_LETTER_JOB, "a": [text, reason], "k": {}, "t": None, "et": int(time.time() * 1000)}
@@ -34,6 +45,9 @@ def tolerant_deserializer(known_functions: Iterable[str]) -> Callable[[bytes], d
             return _poison(raw, "job is not an arq job object (keys f, a, k, t, et)")
         if job["f"] not in known:
             return _poison(raw, f"unknown job function {job['f']!r}")
+        args = job["a"]
+        if isinstance(args, list) and args and isinstance(args[0], list):
+            job["a"] = [EventBatch(args[0]), *args[1:]]
         return job
 
     return deserialize

@@ -80,6 +80,7 @@ def worker_options(config: Config) -> dict[str, Any]:
         "job_completion_wait": config.job_timeout_s,  # SIGTERM: finish in-flight jobs first
         "expires_extra_ms": config.job_ttl_s * 1000,
         "ctx": {"config": config},
+        "log_results": False,  # apply_events logs its own one-line summary; arq's would repr every id
     }
 
 

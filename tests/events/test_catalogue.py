@@ -21,6 +21,7 @@ from events import (
     TakeProfit,
     parse_event,
 )
+from events.catalogue import parse_events
 from events.wire import dumps, loads
 
 SIGNAL_CREATED: dict[str, Any] = {
@@ -388,3 +389,30 @@ def test_a_payload_that_is_not_an_object_is_refused(payload: Any) -> None:
 
 def test_event_validation_error_is_a_value_error() -> None:
     assert isinstance(refused({**BOT_TOGGLED, "bot_id": 0}), ValueError)
+
+
+# --- many at once -------------------------------------------------------------------------------
+
+
+def _toggle(bot_id: Any) -> dict[str, Any]:
+    return {"type": "bot.toggled", "bot_id": bot_id, "active": True}
+
+
+def test_parse_events_gives_each_payload_its_event_or_its_error_in_order() -> None:
+    payloads: list[Any] = [_toggle(1), _toggle("not a number"), "not an object", _toggle(4)]
+    parsed = parse_events(payloads)
+    assert [type(item).__name__ for item in parsed] == [
+        "BotToggled",
+        "EventValidationError",
+        "EventValidationError",
+        "BotToggled",
+    ]
+    assert "bot_id" in str(parsed[1])
+    assert isinstance(parsed[3], BotToggled)
+    assert parsed[3].bot_id == 4
+
+
+def test_parse_events_of_a_valid_batch_equals_parsing_one_by_one() -> None:
+    at = "2026-01-02T03:04:05+00:00"
+    payloads = [_toggle(n) | {"event_id": str(uuid.uuid4()), "occurred_at": at} for n in range(1, 50)]
+    assert parse_events(payloads) == [parse_event(payload) for payload in payloads]

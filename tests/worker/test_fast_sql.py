@@ -1,0 +1,88 @@
+"""The driver-speed statements store exactly what the ORM's column types store, and select the same rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, make_url, select, text
+
+from worker import close_db
+from worker.db import Database, transaction
+from worker.fast_sql import among, insert_rows, sqlite_datetime
+from worker.models import BacktestResult, Base, Preset
+
+backtest_results = Base.metadata.tables["backtest_results"]
+
+
+def _row(event_id: str, created_at: datetime) -> dict[str, Any]:
+    return {
+        "preset_id": 1,
+        "event_id": event_id,
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+        "win_rate": 61.5,
+        "profit_factor": None,
+        "total_profit_percent": 12.0,
+        "max_drawdown_percent": 3.25,
+        "sharpe_ratio": 1.5,
+        "total_trades": 40,
+        "params": {"tp": [1, 2.5], "name": "é", "nested": {"on": True}},
+        "created_at": created_at,
+    }
+
+
+def test_sqlite_datetime_is_naive_utc_with_microseconds_always() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert sqlite_datetime(datetime(2026, 1, 2, 5, 4, 5, tzinfo=plus_two)) == "2026-01-02 03:04:05.000000"
+
+
+async def test_insert_rows_stores_what_core_stores(db: Database) -> None:
+    database_url = db.url
+    at = datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC)
+    try:
+        async with transaction() as session:
+            session.add(Preset(name="p", indicator_type="trg", settings={}))
+            await session.flush()
+            connection = await session.connection()
+            await connection.execute(insert(backtest_results), [_row("core", at)])
+            await insert_rows(connection, backtest_results, [_row("fast", at)])
+        async with transaction() as session:
+            rows = {row.event_id: row for row in (await session.scalars(select(BacktestResult))).all()}
+            raw = (
+                await session.execute(
+                    text("SELECT event_id, params, created_at FROM backtest_results ORDER BY event_id")
+                )
+            ).all()
+    finally:
+        await close_db()
+
+    core, fast = rows["core"], rows["fast"]
+    columns = [column.key for column in BacktestResult.__table__.columns if column.key not in ("id", "event_id")]
+    assert {key: getattr(fast, key) for key in columns} == {key: getattr(core, key) for key in columns}
+    assert fast.created_at == at
+    assert raw[0][1:] == raw[1][1:]  # byte for byte the same stored text (JSON and timestamp)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        path = make_url(database_url).database
+        assert path is not None
+        with sqlite3.connect(path) as plain:
+            stored = plain.execute("SELECT created_at FROM backtest_results").fetchall()
+        assert stored == [("2026-03-04 05:06:07.000890",)] * 2
+
+
+@pytest.mark.parametrize("values", [[1, 3], ["a", "c"], []], ids=["ints", "strings", "empty"])
+async def test_among_selects_like_in(db: Database, values: list[Any]) -> None:
+    try:
+        async with transaction() as session:
+            for name in ("a", "b", "c"):
+                session.add(Preset(name=name, indicator_type="trg", settings={}))
+            await session.flush()
+            column = Preset.id if values and isinstance(values[0], int) else Preset.name
+            dialect = (await session.connection()).dialect.name
+            found = set((await session.scalars(select(column).where(among(column, values, dialect)))).all())
+            expected = set((await session.scalars(select(column).where(column.in_(values)))).all())
+    finally:
+        await close_db()
+    assert found == expected == set(values)
