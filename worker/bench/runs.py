@@ -26,7 +26,7 @@ from worker.bench.workloads import Seeded
 #: Makes a progress callback for one (workload, variant) run, given its label and total.
 ProgressFactory = Callable[[str, int], Progress]
 
-DEFAULT_EVENTS = {"bulk": 100_000, "lifecycle": 50_000, "fan-in": 20_000, "latency": 2_500, "memory": 1_000_000}
+DEFAULT_EVENTS = {"bulk": 100_000, "lifecycle": 20_000, "fan-in": 20_000, "latency": 2_500, "memory": 1_000_000}
 DEFAULT_NAIVE_EVENTS = 1_000
 DEFAULT_NOOP_JOBS = 3_000
 DESCRIPTIONS = {

@@ -43,7 +43,7 @@ def bench(
         "-n",
         min=1,
         help="Events for our worker (default per workload: bulk 100,000, "
-        "lifecycle 50,000, fan-in 20,000, latency 2,500, memory 1,000,000).",
+        "lifecycle 20,000, fan-in 20,000, latency 2,500, memory 1,000,000).",
     ),
     naive_events: int = typer.Option(
         1_000,
@@ -68,11 +68,13 @@ def bench(
         60.0, "--stall-timeout", min=1, help="Fail a run when nothing is applied for this long."
     ),
 ) -> None:
-    """Publish a workload against a real worker on a scratch database and print ours beside the naive design.
+    """Publish a workload against a real worker on a scratch database; print ours beside the naive design.
 
-    Needs Redis (KOMAS_REDIS_URL); touches nothing else: each run has its own temporary database and queue.
-    The worker is a subprocess (its peak RSS is measured), ready before the clock starts. `all` takes about
-    a minute on two cores; `memory` (one million events) takes minutes and runs only when asked.
+    Needs Redis (KOMAS_REDIS_URL) and touches nothing else: each run has its own temporary database and
+    queue. The worker runs as a subprocess (its RSS is measured) and is ready before the clock starts.
+    [bold]all[/bold] (bulk, lifecycle, fan-in, latency) takes a minute or two on two cores; the naive
+    design is measured on --naive-events and compared as a rate. [bold]memory[/bold] pushes one million
+    events through the worker (minutes) and runs only when asked.
 
     Examples: [bold]komas bench[/bold], [bold]komas bench bulk --events 20000 --json[/bold],
     [bold]komas bench memory[/bold]
