@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.worker.managers.conftest import assert_utc
 from worker import SettingsManager, transaction
-from worker.db import Database
+from worker.db import Database, create_engine
+from worker.models import Setting
 
 
 async def test_seed_example(db: Database) -> None:
@@ -127,3 +129,15 @@ async def test_set_inside_transaction_rolls_back_with_it(db: Database) -> None:
             assert await SettingsManager.delete("kept") is True
             raise RuntimeError("abort")
     assert await SettingsManager.get_all() == {"kept": 1}
+
+
+async def test_call_on_its_own_commits(db: Database) -> None:
+    """Outside `transaction()` a manager call is its own transaction: committed when it returns."""
+    await SettingsManager.set("committed", [1, 2])
+    other = create_engine(db.url)  # another connection pool: sees only what is committed
+    try:
+        async with other.connect() as conn:
+            stored = (await conn.execute(select(Setting.value).where(Setting.key == "committed"))).scalar_one()
+    finally:
+        await other.dispose()
+    assert stored == [1, 2]
