@@ -7,16 +7,22 @@ re-run job meet its own events as duplicates.
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
+
+import pytest
 
 from events import BaseEvent
 from tests.faults.harness import (
     Rig,
     check_invariants,
+    check_no_partial,
     check_outcome,
     column,
     event_ids,
+    random_chunks,
 )
 from worker.failpoints import EXIT_CODE
 
@@ -31,6 +37,66 @@ def paced(jobs: Sequence[Sequence[BaseEvent]], seconds: float) -> Iterator[Seque
     for job in jobs:
         yield job
         time.sleep(pause)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_while_a_stream_flows(rig: Rig) -> None:
+    rng = random.Random(9)
+    builder = rig.builder(9)
+    events = builder.mixed(STREAM_EVENTS)
+    ids = event_ids(events)
+    jobs = random_chunks(events, rng, 1, 60)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            rig.publish(paced(jobs, PUBLISH_FOR_S), retry_until=time.monotonic() + 120)
+        except BaseException as exc:  # surfaced in the test thread below
+            errors.append(exc)
+
+    publisher = threading.Thread(target=produce, name="publisher", daemon=True)
+    worker = rig.worker()
+    publisher.start()
+    kills = after_commit_exits = before_commit_exits = 0
+    # The kill loop is bounded by a deadline; its pauses are the fault injection, not waits for work.
+    deadline = time.monotonic() + 150
+    while (kills < MIN_KILLS or publisher.is_alive()) and time.monotonic() < deadline:
+        mode = kills % 4
+        if mode == 1:
+            worker.start(KOMAS_FAILPOINTS="after_commit=0.15")
+        elif mode == 3:
+            worker.start(KOMAS_FAILPOINTS="before_commit=0.15")
+        else:
+            worker.start()
+        worker.wait_ready(rig.redis)
+        until = time.monotonic() + rng.uniform(0.3, 2.5)
+        while worker.alive and time.monotonic() < until:
+            time.sleep(0.02)
+        code = worker.reap()
+        if code is None:
+            worker.kill()
+        elif code == EXIT_CODE and mode == 1:
+            after_commit_exits += 1
+        elif code == EXIT_CODE and mode == 3:
+            before_commit_exits += 1
+        else:
+            pytest.fail(f"the worker exited with {code}:\n{worker.log_tail()}")
+        kills += 1
+        if kills % 5 == 0:
+            check_no_partial(rig.db_path, builder.prefix)
+    publisher.join(timeout=60)
+    assert not errors, errors
+    assert not publisher.is_alive()
+    assert kills >= MIN_KILLS
+    assert after_commit_exits >= 1, "no run died right after its COMMIT"
+    assert before_commit_exits >= 1, "no run died right before its COMMIT"
+
+    worker.start()
+    rig.drain(ids, timeout=120, worker=worker)
+    check_invariants(rig.db_path, ids)
+    check_outcome(rig.db_path, builder)
+    check_no_partial(rig.db_path, builder.prefix)
+    assert worker.terminate() == 0
 
 
 def test_a_job_killed_right_after_its_commit_finds_its_events_applied(rig: Rig) -> None:
