@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from events.envelope import reject_non_finite
 from worker.config import get_config
 
 WRITER_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL")
@@ -34,11 +35,12 @@ READER_PRAGMAS = ("foreign_keys=ON", "query_only=ON")
 def json_serializer(value: Any) -> str:
     """JSON columns: orjson on the hot path (signal inserts carry two JSON columns each), strict fallback.
 
-    Values reach here validated (no NaN); what orjson cannot encode (integers beyond 64 bits) the
-    standard library does, so the stored text is the same JSON either way.
+    NaN and infinity are refused (ValueError naming where), as the standard library would; what
+    orjson cannot encode (integers beyond 64 bits) the standard library does.
     """
     if not value and type(value) in (dict, list):  # most indicator maps and take-profit lists are empty
         return "{}" if type(value) is dict else "[]"
+    reject_non_finite(value)  # orjson would write NaN as null without a word
     try:
         return orjson.dumps(value).decode()
     except TypeError:
@@ -110,6 +112,8 @@ class Database:
         self._schema_lock = asyncio.Lock()
         #: One write transaction at a time in this process: they queue here instead of busy-waiting in SQLite.
         self.write_lock = asyncio.Lock()
+        #: Whether `parked_events` may hold rows: None unknown, False known empty (see `parking.has_parked`).
+        self.parked_hint: bool | None = None
 
     async def ensure_schema(self) -> None:
         """Apply pending migrations once, before the first session is handed out."""

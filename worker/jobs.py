@@ -114,10 +114,34 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
     return valid
 
 
-def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
-    """Maximal runs of consecutive events of one type, in order."""
-    for event_type, run in groupby(events, key=lambda event: event.type):
+#: Trading events between two commands are applied grouped by type in this order. Creates go
+#: before closes (a signal's create stays before its close, and a close that arrived first finds
+#: its create instead of being parked); backtests and toggles touch nothing signals touch; within
+#: a type the arrival order is kept. Commands stay where they are: they may create what follows.
+TRADING_ORDER = {"signal.created": 0, "signal.closed": 1, "backtest.finished": 2, "bot.toggled": 3}
+
+
+def _by_type(stretch: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+    ordered = sorted(stretch, key=lambda event: TRADING_ORDER[event.type])  # stable
+    for event_type, run in groupby(ordered, key=lambda event: event.type):
         yield event_type, list(run)
+
+
+def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+    """Runs of one type to apply in turn: few, long runs for the set-based appliers.
+
+    Live bots interleave creates and closes; taken as they came, a batch would be hundreds of
+    one-event runs, each paying for its own queries.
+    """
+    stretch: list[BaseEvent] = []
+    for event in events:
+        if event.type in TRADING_ORDER:
+            stretch.append(event)
+            continue
+        yield from _by_type(stretch)
+        stretch = []
+        yield event.type, [event]
+    yield from _by_type(stretch)
 
 
 async def _known_ids(session: AsyncSession, ids: list[str]) -> set[str]:

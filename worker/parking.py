@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from events import parse_event
 from events.catalogue import BaseEvent
 from events.wire import dumps, loads
-from worker.db import read_session, transaction
+from worker.db import get_database, read_session, transaction
 from worker.errors import MissingDependencyError
 from worker.faults import describe, is_event_fault
 from worker.handlers import handle
@@ -51,13 +51,25 @@ async def park(event: BaseEvent, reason: str) -> None:
                 next_attempt_at=next_attempt(1, now),
             )
         )
+    get_database().parked_hint = True
     log.info("event %s (%s) parked: %s", event_id, event.type, reason)
 
 
 async def has_parked() -> bool:
-    """Cheap check after every batch: a read on the read-only engine, no write lock taken."""
+    """Asked after every batch, so answered from memory when this process knows the table is empty.
+
+    Events are parked only by the worker (the single writer) through `park`, which sets the hint;
+    a retry pass makes it unknown again, and then one read on the read-only engine settles it. A
+    second worker (PostgreSQL scale-out) parking events unseen only delays this opportunistic retry
+    until the scheduled pass, which always reads the table.
+    """
+    database = get_database()
+    if database.parked_hint is not None:
+        return database.parked_hint
     async with read_session() as session:
-        return await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
+        found = await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
+    database.parked_hint = found
+    return found
 
 
 async def _retry_one(session: AsyncSession, row: ParkedEvent, park_timeout_s: int) -> str:
@@ -123,6 +135,7 @@ async def retry_parked(park_timeout_s: int, *, due_only: bool, limit: int = 500)
     outcome = {"applied": 0, "parked": 0, "dead": 0}
     # One transaction (one commit) for the whole pass, a savepoint per event: a pass over hundreds of
     # parked events used to cost a commit each, after every batch, and starved the queue.
+    get_database().parked_hint = None  # rows leave the table below, or other processes' rows are seen
     async with transaction() as session:
         rows = list((await session.scalars(query)).all())
         if not due_only:

@@ -72,3 +72,12 @@ async def test_manager_call_joins_the_enclosing_transaction(db: Database) -> Non
 async def test_manager_call_alone_is_its_own_transaction(db: Database) -> None:
     await SettingsManager.set("b", 2)
     assert await SettingsManager.get("b") == 2
+
+
+def test_json_columns_refuse_nan_instead_of_storing_null() -> None:
+    from worker.db import json_serializer
+
+    with pytest.raises(ValueError, match="NaN"):
+        json_serializer({"deep": [1.0, float("nan")]})
+    assert json_serializer({"big": 2**70, "x": 1.5}) == '{"big": 1180591620717411303424, "x": 1.5}'
+    assert json_serializer({}) == "{}"

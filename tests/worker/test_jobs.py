@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 import worker.jobs
 from events import BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
+from events.commands import DeleteSetting
 from worker import BotManager, SignalManager, close_db, init_db
 from worker.config import Config
 from worker.db import read_session
@@ -261,7 +262,9 @@ async def test_a_close_before_its_create_in_one_batch_ends_applied(bot_id: int) 
     close, create = closed("late", 4.0), created(bot_id, "late")
     result = await apply_events(CTX, wire(close, create))
 
-    assert result["parked_ids"] == ids(close)  # parked first, then retried once the create committed
+    # Within a batch creates are applied before closes: the close finds its create, nothing parks.
+    assert result["applied_ids"] == ids(close, create)
+    assert result["parked_ids"] == []
     assert await count(ParkedEvent) == 0
     assert await processed_ids() == set(ids(close, create))
     signal = await SignalManager.get_by_uid("late")
@@ -269,6 +272,35 @@ async def test_a_close_before_its_create_in_one_batch_ends_applied(bot_id: int) 
     assert signal.status == "closed"
     bot = await get_bot(bot_id)
     assert (bot.total_signals, bot.total_wins) == (1, 1)
+
+
+async def test_a_close_whose_create_comes_in_a_later_batch_is_parked_then_applied(bot_id: int) -> None:
+    close, create = closed("later", -2.0), created(bot_id, "later")
+    first = await apply_events(CTX, wire(close))
+    assert first["parked_ids"] == ids(close)
+    assert await count(ParkedEvent) == 1
+
+    second = await apply_events(CTX, wire(create))  # the batch that brings the create retries the close
+
+    assert second["applied_ids"] == ids(create)
+    assert await count(ParkedEvent) == 0
+    assert await processed_ids() == set(ids(close, create))
+    bot = await get_bot(bot_id)
+    assert (bot.total_signals, bot.total_losses) == (1, 1)
+
+
+def test_runs_group_trading_events_by_type_but_keep_commands_in_place() -> None:
+    a, b = created(1, "a"), created(1, "b")
+    close_a, toggle, command = closed("a", 1.0), BotToggled(bot_id=1, active=False), DeleteSetting(key="k")
+    close_b = closed("b", 1.0)
+    runs = list(worker.jobs._runs([close_a, a, toggle, b, command, close_b]))
+    assert [(kind, ids(*run)) for kind, run in runs] == [
+        ("signal.created", ids(a, b)),
+        ("signal.closed", ids(close_a)),
+        ("bot.toggled", ids(toggle)),
+        ("settings.delete", ids(command)),
+        ("signal.closed", ids(close_b)),
+    ]
 
 
 # --- invalid input -------------------------------------------------------------------------------
