@@ -304,6 +304,11 @@ class StreamBuilder:
         self._open: list[str] = []
         self._count = 0
 
+    @property
+    def open_uids(self) -> list[str]:
+        """Signals created here and not closed yet."""
+        return list(self._open)
+
     def created(self, bot_id: int | None = None) -> SignalCreated:
         bot_id = bot_id if bot_id is not None else self.rng.choice(list(self.seed.bots))
         self._count += 1
