@@ -1,0 +1,125 @@
+"""`komas dlq list / replay / drop` through typer's runner, answered by a real worker process.
+
+Replay and drop are carried out by the worker (the only writer), so each test runs `komas worker`
+as a subprocess on its own queue and database; the dead letters come from events that really
+failed in it (a batch over `KOMAS_MAX_BATCH`, a job that is not JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from events import BotToggled
+from events.wire import dumps, encode_job
+from tests.faults.harness import WorkerProcess, enqueue_raw, worker_env
+from tests.worker.cli.conftest import Komas, wait_for
+from worker import BotManager, close_db, init_db
+
+MAX_BATCH = 2
+
+
+def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(db_path)) as db:
+        return db.execute(sql).fetchall()
+
+
+@pytest.fixture
+def worker(komas: Komas, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A running `komas worker` on the test's queue and database, killed at the end whatever happens."""
+
+    async def seed() -> None:
+        await init_db(komas.database_url).ensure_schema()
+        try:
+            await BotManager.create(name="dlq", symbol="BTCUSDT", timeframe="1h")
+        finally:
+            await close_db()
+
+    asyncio.run(seed())
+    env = worker_env(komas.database_path, komas.redis_url, komas.queue, max_batch=MAX_BATCH)
+    process = WorkerProcess(env, tmp_path / "worker.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def letters(komas: Komas, worker: WorkerProcess) -> list[str]:
+    """Three valid events dead-lettered for arriving in a batch over the limit, plus one non-JSON job."""
+    events = [BotToggled(bot_id=1, active=n % 2 == 0) for n in range(MAX_BATCH + 1)]
+    enqueue_raw(komas.client, komas.queue, encode_job([dumps(e.to_wire()) for e in events]).body)
+    enqueue_raw(komas.client, komas.queue, b"\x80\x04 not json")
+    wait_for(lambda: len(rows(komas.database_path, "SELECT id FROM dead_letters")) == len(events) + 1, timeout=30)
+    return [str(event.event_id) for event in events]
+
+
+def test_list_shows_every_dead_letter_with_its_reason(komas: Komas, letters: list[str]) -> None:
+    result = komas("dlq", "list", "--json")
+    assert result.exit_code == 0, result.output
+    listed = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert {item["event_id"] for item in listed} == {*letters, None}
+    by_id = {item["event_id"]: item for item in listed}
+    assert f"over the limit of {MAX_BATCH}" in by_id[letters[0]]["reason"]
+    assert "not valid JSON" in by_id[None]["reason"]
+
+    table = komas("dlq", "list")
+    assert table.exit_code == 0, table.output
+    assert "4 dead letter(s)" in table.output
+    assert komas("dlq", "list", "--limit", "1", "--json").output.count("\n") == 1
+
+
+def test_replay_all_applies_the_events_once_the_cause_is_gone(
+    komas: Komas, letters: list[str], worker: WorkerProcess
+) -> None:
+    result = komas("dlq", "replay", "--all", "--timeout", "20")
+    assert result.exit_code == 0, result.output
+    assert "replayed: [" in result.output
+    assert "payload is not JSON events" in result.output  # the non-JSON job is skipped, with the reason
+    # Each dead letter is published as a job of one event: under the batch limit, so now they apply.
+    wait_for(
+        lambda: {row[0] for row in rows(komas.database_path, "SELECT event_id FROM processed_events")} >= set(letters),
+        timeout=30,
+    )
+    pending = komas("dlq", "list", "--json")
+    assert [json.loads(line)["event_id"] for line in pending.output.splitlines()] == [None]
+    everything = komas("dlq", "list", "--all", "--json")
+    replayed = [json.loads(line) for line in everything.output.splitlines()]
+    assert sum(1 for item in replayed if item["replayed_at"]) == len(letters)
+
+    again = komas("dlq", "replay", "--all", "--timeout", "20")  # only the unreplayable one is left
+    assert again.exit_code == 0, again.output
+    assert "replayed: []" in again.output
+    assert worker.alive
+
+
+def test_replay_and_drop_of_unknown_ids_fail_and_drop_deletes(komas: Komas, letters: list[str]) -> None:
+    missing = komas("dlq", "replay", "999999", "--timeout", "20")
+    assert missing.exit_code == 1
+    assert "no such dead letter: [999999]" in missing.output
+
+    (letter_id,) = rows(komas.database_path, "SELECT id FROM dead_letters WHERE event_id IS NULL")[0]
+    dropped = komas("dlq", "drop", str(letter_id), "--timeout", "20")
+    assert dropped.exit_code == 0, dropped.output
+    assert f"dropped dead letter {letter_id}" in dropped.output
+    assert rows(komas.database_path, f"SELECT id FROM dead_letters WHERE id = {letter_id}") == []
+    assert len(rows(komas.database_path, "SELECT id FROM dead_letters")) == len(letters)
+
+    twice = komas("dlq", "drop", str(letter_id), "--timeout", "20")
+    assert twice.exit_code == 1
+    assert f"no dead letter {letter_id}" in twice.output
+
+
+def test_replay_needs_ids_or_all_but_not_both(komas: Komas) -> None:
+    neither = komas("dlq", "replay")
+    assert neither.exit_code == 2
+    assert "give dead-letter ids or --all" in neither.output
+    both = komas("dlq", "replay", "1", "--all")
+    assert both.exit_code == 2
