@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the system (the worker) on the defaults: SQLite in data/, Redis at KOMAS_REDIS_URL.
+## Run the whole system (`komas up`): worker + REST API on 127.0.0.1:8000, SQLite in data/, and an
+## embedded Redis when KOMAS_REDIS_URL is unset and none answers on 127.0.0.1:6379.
 run: $(STAMP)
-	$(BIN)/komas worker
+	$(BIN)/komas up
 
 ## Lint, type-check and run the default test suite (slow fault tests excluded).
 test: $(STAMP)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from worker.cli._common import fail, setup_logging
-from worker.config import DEFAULT_REDIS_URL, get_config
+from worker.config import get_config
 
 HOST_OPTION = typer.Option(None, "--host", help="Interface to listen on (default KOMAS_API_HOST, 127.0.0.1).")
 PORT_OPTION = typer.Option(None, "--port", help="Port to listen on (default KOMAS_API_PORT, 8000).")
@@ -36,7 +36,9 @@ def worker(
 def up(
     host: str | None = HOST_OPTION,
     port: int | None = PORT_OPTION,
-    redis_port: int = typer.Option(6379, help="Port of the embedded Redis, when one is started."),
+    redis_port: int = typer.Option(
+        6379, help="Port of the local Redis: used when one answers on 127.0.0.1 there, else an embedded one starts."
+    ),
     data_dir: Path = typer.Option(Path("data"), help="Where the embedded Redis keeps its append-only file."),
 ) -> None:
     """Run the whole system: worker + API, and an embedded Redis when none is configured or answering.
@@ -51,7 +53,9 @@ def up(
     if redis_configured():
         if not redis_answers(config.redis_url):
             raise fail(f"KOMAS_REDIS_URL={config.redis_url} does not answer")
-    elif not redis_answers(DEFAULT_REDIS_URL):
+    elif redis_answers(local_url := f"redis://127.0.0.1:{redis_port}/0"):
+        env["KOMAS_REDIS_URL"] = local_url  # the default URL when --redis-port is 6379
+    else:
         embedded = EmbeddedRedis(redis_port, data_dir / "redis")
         try:
             embedded.start()
@@ -77,16 +81,20 @@ def _run_children(env: dict[str, str], host: str | None, port: int | None) -> in
     api_args = ["api"] + (["--host", host] if host else []) + (["--port", str(port)] if port is not None else [])
     children = [subprocess.Popen([*base, "worker"], env=env), subprocess.Popen([*base, *api_args], env=env)]
     requested = False
+    signalled: set[int] = set()
 
-    def terminate_all() -> None:
+    def terminate_all(*, again: bool = False) -> None:
+        # Not twice unless asked (a second Ctrl-C means "now"): an extra SIGTERM could land while a child
+        # is already exiting, after Python restored the default handlers, and kill it mid clean stop.
         for child in children:
-            if child.poll() is None:
+            if child.poll() is None and (again or child.pid not in signalled):
+                signalled.add(child.pid)
                 child.send_signal(signal.SIGTERM)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal requested
-        requested = True
-        terminate_all()
+        again, requested = requested, True
+        terminate_all(again=again)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -97,6 +105,7 @@ def _run_children(env: dict[str, str], host: str | None, port: int | None) -> in
                 continue
         terminate_all()  # one ended (by a signal or by itself): the system is not whole, stop the other
         codes = [child.wait() for child in children]
+        typer.echo(f"komas up: worker exited with {codes[0]}, api exited with {codes[1]}", err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

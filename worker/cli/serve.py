@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import typer
 
 from worker.cli._common import fail, setup_logging
@@ -28,4 +31,12 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     typer.echo(f"komas api: http://{bind_host}:{bind_port} (docs at /docs)", err=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler
+    # that was installed before it: make that one a no-op, so a clean stop exits 0 (`komas up` checks it).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _already_handled)
     uvicorn.run(create_app(config), host=bind_host, port=bind_port, log_level=config.log_level.lower())
+
+
+def _already_handled(_signum: int, _frame: FrameType | None) -> None:
+    """uvicorn has stopped the server by the time it re-raises the signal; nothing is left to do."""
