@@ -40,6 +40,7 @@ def paced(jobs: Sequence[Sequence[BaseEvent]], seconds: float) -> Iterator[Seque
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # the default 120 s is for unit tests; its own deadlines are shorter
 def test_kill_9_at_random_points_while_a_stream_flows(rig: Rig) -> None:
     rng = random.Random(9)
     builder = rig.builder(9)

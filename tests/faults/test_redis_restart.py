@@ -18,6 +18,7 @@ from tests.faults.test_kill import paced
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # the default 120 s is for unit tests; its own deadlines are shorter
 def test_redis_killed_and_restarted_mid_stream(rig: Rig) -> None:
     rng = random.Random(2)
     builder = rig.builder(2)

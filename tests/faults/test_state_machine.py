@@ -120,6 +120,7 @@ def _deadline(seconds: float) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # the default 120 s is for unit tests; its own deadlines are shorter
 def test_any_sequence_of_publish_duplicate_reorder_kill_ends_equal_to_the_model(rig: Rig) -> None:
     WorkerMachine.rig = rig
     run_state_machine_as_test(
