@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
@@ -48,20 +49,48 @@ async def _existing(session: AsyncSession, column: Any, values: Iterable[Any]) -
     return found
 
 
-async def create_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
+async def _check_new_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
+    """Raise what the managers would: a missing bot, or a uid taken (in the batch or already stored)."""
     present = await _existing(session, Bot.id, (event.bot_id for event in events))
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")
-    uids = [event.signal_uid for event in events]
-    seen: set[str] = set()
-    for uid in uids:
-        if uid in seen:
-            raise DuplicateError(f"a signal with uid {uid!r} already exists")
-        seen.add(uid)
-    taken = await _existing(session, Signal.uid, uids)
+    _check_uids_unique(events)
+    taken = await _existing(session, Signal.uid, [event.signal_uid for event in events])
     if taken:
         raise DuplicateError(f"a signal with uid {sorted(taken)[0]!r} already exists")
+
+
+def _check_uids_unique(events: Sequence[SignalCreated]) -> None:
+    seen: set[str] = set()
+    for event in events:
+        if event.signal_uid in seen:
+            raise DuplicateError(f"a signal with uid {event.signal_uid!r} already exists")
+        seen.add(event.signal_uid)
+
+
+async def create_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
+    """Insert new signals; on SQLite the constraints check first and the queries only explain a refusal.
+
+    SQLite's foreign key and unique checks are immediate and a refused statement leaves the
+    transaction usable, so the happy path saves two queries (a round trip to the database thread
+    each); PostgreSQL aborts the transaction on the first error, so there the checks come first.
+    """
+    connection = await session.connection()
+    optimistic = connection.dialect.name == "sqlite"
+    if optimistic:
+        _check_uids_unique(events)
+    else:
+        await _check_new_signals(session, events)
+    try:
+        await _insert_signals(session, events)
+    except IntegrityError:
+        if optimistic:
+            await _check_new_signals(session, events)  # raises the precise refusal
+        raise
+
+
+async def _insert_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
     connection = await session.connection()
     await insert_rows(
         connection,

@@ -31,7 +31,7 @@ from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
 from worker.bulk import BULK_APPLIERS, IN_CHUNK
 from worker.config import Config, get_config
-from worker.db import transaction
+from worker.db import get_database, transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.failpoints import failpoint
 from worker.fast_sql import among, insert_rows
@@ -145,14 +145,16 @@ def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
 
 
 async def _known_ids(session: AsyncSession, ids: list[str]) -> set[str]:
-    """Ids already applied or parked (one query per table per chunk of ids)."""
+    """Ids already applied or parked: one query per chunk of ids (parked only when any may be)."""
     known: set[str] = set()
     dialect = (await session.connection()).dialect.name
-    for table in (ProcessedEvent, ParkedEvent):
-        for start in range(0, len(ids), IN_CHUNK):
-            chunk = ids[start : start + IN_CHUNK]
-            query = select(table.event_id).where(among(table.event_id, chunk, dialect))
-            known.update((await session.scalars(query)).all())
+    parked_too = get_database().parked_hint is not False
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        query: Any = select(ProcessedEvent.event_id).where(among(ProcessedEvent.event_id, chunk, dialect))
+        if parked_too:
+            query = query.union_all(select(ParkedEvent.event_id).where(among(ParkedEvent.event_id, chunk, dialect)))
+        known.update((await session.scalars(query)).all())
     return known
 
 
