@@ -11,18 +11,20 @@ breaks a rule raises the same error the managers would, and the job's bisection 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import groupby
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
+from events.catalogue import BaseEvent
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
 from worker.fast_sql import among, insert_rows
-from worker.models import Base, Bot, Preset, Signal
+from worker.models import Base, Bot, ParkedEvent, Preset, ProcessedEvent, Signal
 from worker.types import utc_now
 
 T = TypeVar("T")
@@ -33,6 +35,13 @@ bots: Table = Base.metadata.tables["bots"]
 signals: Table = Base.metadata.tables["signals"]
 presets: Table = Base.metadata.tables["presets"]
 backtest_results: Table = Base.metadata.tables["backtest_results"]
+processed_events: Table = Base.metadata.tables["processed_events"]
+
+#: Trading events between two commands are applied grouped by type in this order. Creates go
+#: before closes (a signal's create stays before its close, and a close that arrived first finds
+#: its create instead of being parked); backtests and toggles touch nothing signals touch; within
+#: a type the arrival order is kept. Commands stay where they are: they may create what follows.
+TRADING_ORDER = {"signal.created": 0, "signal.closed": 1, "backtest.finished": 2, "bot.toggled": 3}
 
 
 def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -40,23 +49,23 @@ def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-async def _existing(session: AsyncSession, column: Any, values: Iterable[Any]) -> set[Any]:
+def _existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
     wanted = list(set(values))
-    dialect = (await session.connection()).dialect.name
+    dialect = connection.dialect.name
     found: set[Any] = set()
     for chunk in _chunks(wanted):
-        found.update((await session.execute(select(column).where(among(column, chunk, dialect)))).scalars())
+        found.update((connection.execute(select(column).where(among(column, chunk, dialect)))).scalars())
     return found
 
 
-async def _check_new_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
+def _check_new_signals(connection: Connection, events: Sequence[SignalCreated]) -> None:
     """Raise what the managers would: a missing bot, or a uid taken (in the batch or already stored)."""
-    present = await _existing(session, Bot.id, (event.bot_id for event in events))
+    present = _existing(connection, Bot.id, (event.bot_id for event in events))
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")
     _check_uids_unique(events)
-    taken = await _existing(session, Signal.uid, [event.signal_uid for event in events])
+    taken = _existing(connection, Signal.uid, [event.signal_uid for event in events])
     if taken:
         raise DuplicateError(f"a signal with uid {sorted(taken)[0]!r} already exists")
 
@@ -69,30 +78,28 @@ def _check_uids_unique(events: Sequence[SignalCreated]) -> None:
         seen.add(event.signal_uid)
 
 
-async def create_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
+def create_signals(connection: Connection, events: Sequence[SignalCreated]) -> None:
     """Insert new signals; on SQLite the constraints check first and the queries only explain a refusal.
 
     SQLite's foreign key and unique checks are immediate and a refused statement leaves the
     transaction usable, so the happy path saves two queries (a round trip to the database thread
     each); PostgreSQL aborts the transaction on the first error, so there the checks come first.
     """
-    connection = await session.connection()
     optimistic = connection.dialect.name == "sqlite"
     if optimistic:
         _check_uids_unique(events)
     else:
-        await _check_new_signals(session, events)
+        _check_new_signals(connection, events)
     try:
-        await _insert_signals(session, events)
+        _insert_signals(connection, events)
     except IntegrityError:
         if optimistic:
-            await _check_new_signals(session, events)  # raises the precise refusal
+            _check_new_signals(connection, events)  # raises the precise refusal
         raise
 
 
-async def _insert_signals(session: AsyncSession, events: Sequence[SignalCreated]) -> None:
-    connection = await session.connection()
-    await insert_rows(
+def _insert_signals(connection: Connection, events: Sequence[SignalCreated]) -> None:
+    insert_rows(
         connection,
         signals,
         [
@@ -120,7 +127,7 @@ async def _insert_signals(session: AsyncSession, events: Sequence[SignalCreated]
     latest: dict[int, datetime] = {}
     for event in events:
         latest[event.bot_id] = max(latest.get(event.bot_id, event.occurred_at), event.occurred_at)
-    await connection.execute(
+    connection.execute(
         update(bots)
         .where(
             bots.c.id == bindparam("b_id"),
@@ -131,12 +138,12 @@ async def _insert_signals(session: AsyncSession, events: Sequence[SignalCreated]
     )
 
 
-async def close_signals(session: AsyncSession, events: Sequence[SignalClosed]) -> None:
+def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> None:
     uids = [event.signal_uid for event in events]
     found: dict[str, tuple[int, str, int, float]] = {}
-    dialect = (await session.connection()).dialect.name
+    dialect = connection.dialect.name
     for chunk in _chunks(list(set(uids))):
-        rows = await session.execute(
+        rows = connection.execute(
             select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
             .join(Bot, Bot.id == Signal.bot_id)
             .where(among(Signal.uid, chunk, dialect))
@@ -172,8 +179,7 @@ async def close_signals(session: AsyncSession, events: Sequence[SignalClosed]) -
         totals[1] += int(win)
         totals[2] += int(not win)
         totals[3] += amount
-    connection = await session.connection()
-    await connection.execute(
+    connection.execute(
         update(signals)
         .where(and_(signals.c.id == bindparam("s_id"), or_(*(signals.c.status == status for status in OPEN_STATUSES))))
         .values(
@@ -187,7 +193,7 @@ async def close_signals(session: AsyncSession, events: Sequence[SignalClosed]) -
         updates,
     )
     now = utc_now()
-    await connection.execute(
+    connection.execute(
         update(bots)
         .where(bots.c.id == bindparam("b_id"))
         .values(
@@ -204,13 +210,12 @@ async def close_signals(session: AsyncSession, events: Sequence[SignalClosed]) -
     )
 
 
-async def record_backtests(session: AsyncSession, events: Sequence[BacktestFinished]) -> None:
-    present = await _existing(session, Preset.id, (event.preset_id for event in events))
+def record_backtests(connection: Connection, events: Sequence[BacktestFinished]) -> None:
+    present = _existing(connection, Preset.id, (event.preset_id for event in events))
     for event in events:
         if event.preset_id not in present:
             raise MissingDependencyError(f"preset {event.preset_id} does not exist")
-    connection = await session.connection()
-    await insert_rows(
+    insert_rows(
         connection,
         backtest_results,
         [
@@ -233,7 +238,7 @@ async def record_backtests(session: AsyncSession, events: Sequence[BacktestFinis
     )
     latest = {event.preset_id: event for event in events}  # the last one of each preset wins, as in sequence
     now = utc_now()
-    await connection.execute(
+    connection.execute(
         update(presets)
         .where(presets.c.id == bindparam("p_id"))
         .values(
@@ -260,23 +265,96 @@ async def record_backtests(session: AsyncSession, events: Sequence[BacktestFinis
     )
 
 
-async def toggle_bots(session: AsyncSession, events: Sequence[BotToggled]) -> None:
-    present = await _existing(session, Bot.id, (event.bot_id for event in events))
+def toggle_bots(connection: Connection, events: Sequence[BotToggled]) -> None:
+    present = _existing(connection, Bot.id, (event.bot_id for event in events))
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")
     final = {event.bot_id: event.active for event in events}
-    connection = await session.connection()
     now = utc_now()
-    await connection.execute(
+    connection.execute(
         update(bots).where(bots.c.id == bindparam("b_id")).values(is_active=bindparam("b_active"), updated_at=now),
         [{"b_id": bot_id, "b_active": active} for bot_id, active in final.items()],
     )
 
 
-BULK_APPLIERS: dict[str, Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]] = {
+BULK_APPLIERS: dict[str, Callable[[Connection, Sequence[Any]], None]] = {
     "signal.created": create_signals,
     "signal.closed": close_signals,
     "backtest.finished": record_backtests,
     "bot.toggled": toggle_bots,
 }
+
+
+# --- a batch's bookkeeping, shared by the async path and the SQLite writer thread ------------------
+
+
+def _by_type(stretch: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+    ordered = sorted(stretch, key=lambda event: TRADING_ORDER[event.type])  # stable
+    for event_type, run in groupby(ordered, key=lambda event: event.type):
+        yield event_type, list(run)
+
+
+def runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+    """Runs of one type to apply in turn: few, long runs for the set-based appliers.
+
+    Live bots interleave creates and closes; taken as they came, a batch would be hundreds of
+    one-event runs, each paying for its own queries.
+    """
+    stretch: list[BaseEvent] = []
+    for event in events:
+        if event.type in TRADING_ORDER:
+            stretch.append(event)
+            continue
+        yield from _by_type(stretch)
+        stretch = []
+        yield event.type, [event]
+    yield from _by_type(stretch)
+
+
+def known_ids(connection: Connection, ids: list[str], *, parked_too: bool) -> set[str]:
+    """Ids already applied (or parked, unless the caller knows none are): one query per chunk."""
+    known: set[str] = set()
+    dialect = connection.dialect.name
+    for chunk in _chunks(ids):
+        query: Any = select(ProcessedEvent.event_id).where(among(ProcessedEvent.event_id, chunk, dialect))
+        if parked_too:
+            query = query.union_all(select(ParkedEvent.event_id).where(among(ParkedEvent.event_id, chunk, dialect)))
+        known.update(connection.execute(query).scalars())
+    return known
+
+
+def split_fresh(
+    connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool
+) -> tuple[list[bool], list[BaseEvent]]:
+    """For each event whether it is new (False: applied or parked before, or earlier in the batch), and the new ones."""
+    done = known_ids(connection, list({str(event.event_id) for event in events}), parked_too=parked_too)
+    flags: list[bool] = []
+    fresh: list[BaseEvent] = []
+    for event in events:
+        event_id = str(event.event_id)
+        is_new = event_id not in done
+        flags.append(is_new)
+        if is_new:
+            done.add(event_id)
+            fresh.append(event)
+    return flags, fresh
+
+
+def record_processed(connection: Connection, events: Sequence[BaseEvent]) -> None:
+    """The inbox rows that make a second delivery of these events a no-op."""
+    now = utc_now()
+    insert_rows(
+        connection,
+        processed_events,
+        [{"event_id": str(event.event_id), "event_type": event.type, "applied_at": now} for event in events],
+    )
+
+
+def apply_trading(connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool) -> list[bool]:
+    """A batch of trading events only, in the caller's transaction: new ones applied and recorded."""
+    flags, fresh = split_fresh(connection, events, parked_too=parked_too)
+    for event_type, run in runs(fresh):
+        BULK_APPLIERS[event_type](connection, run)
+    record_processed(connection, fresh)
+    return flags

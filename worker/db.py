@@ -17,16 +17,19 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from events.envelope import reject_non_finite
 from worker.config import get_config
+
+if TYPE_CHECKING:
+    from worker.sqlite_writer import SQLiteWriter
 
 WRITER_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL")
 READER_PRAGMAS = ("foreign_keys=ON", "query_only=ON")
@@ -78,10 +81,16 @@ def create_engine(url: str, *, readonly: bool = False, busy_timeout_ms: int | No
     engine = create_async_engine(
         parsed, connect_args={"timeout": timeout_ms / 1000}, json_serializer=json_serializer
     )
-    pragmas = (*(READER_PRAGMAS if readonly else WRITER_PRAGMAS), f"busy_timeout={timeout_ms}")
+    install_sqlite_hooks(engine.sync_engine, readonly=readonly, busy_timeout_ms=timeout_ms)
+    return engine
+
+
+def install_sqlite_hooks(engine: Engine, *, readonly: bool, busy_timeout_ms: int) -> None:
+    """Pragmas on every new connection, and our own BEGIN (IMMEDIATE for a writer) for every transaction."""
+    pragmas = (*(READER_PRAGMAS if readonly else WRITER_PRAGMAS), f"busy_timeout={busy_timeout_ms}")
     begin_sql = "BEGIN" if readonly else "BEGIN IMMEDIATE"
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver so our own BEGIN (below) is the only one.
         dbapi_connection.isolation_level = None
@@ -92,11 +101,9 @@ def create_engine(url: str, *, readonly: bool = False, busy_timeout_ms: int | No
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin_sql)
-
-    return engine
 
 
 class Database:
@@ -114,6 +121,15 @@ class Database:
         self.write_lock = asyncio.Lock()
         #: Whether `parked_events` may hold rows: None unknown, False known empty (see `parking.has_parked`).
         self.parked_hint: bool | None = None
+        self._sqlite_writer: SQLiteWriter | None = None
+
+    def sqlite_writer(self) -> SQLiteWriter | None:
+        """The writer thread for trading batches (SQLite only), started on first use."""
+        if self._sqlite_writer is None and is_sqlite(self.url):
+            from worker.sqlite_writer import SQLiteWriter
+
+            self._sqlite_writer = SQLiteWriter(self.url, self.write_lock)
+        return self._sqlite_writer
 
     async def ensure_schema(self) -> None:
         """Apply pending migrations once, before the first session is handed out."""
@@ -127,6 +143,9 @@ class Database:
                 self._schema_ready = True
 
     async def dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.close()
+            self._sqlite_writer = None
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, ColumnElement, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from worker.db import json_serializer
 from worker.types import UTCDateTime
@@ -41,12 +41,12 @@ def _converter(table: Table, name: str) -> Callable[[Any], Any] | None:
     return None
 
 
-async def insert_rows(connection: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT `rows` (dicts with the same keys, every value given: no column defaults are applied)."""
     if not rows:
         return
     if connection.dialect.name != "sqlite":
-        await connection.execute(insert(table), list(rows))
+        connection.execute(insert(table), list(rows))
         return
     names = list(rows[0])
     quote = connection.dialect.identifier_preparer.quote
@@ -63,7 +63,7 @@ async def insert_rows(connection: AsyncConnection, table: Table, rows: Sequence[
             if values[index] is not None:
                 values[index] = convert(values[index])
         parameters.append(tuple(values))
-    await connection.exec_driver_sql(sql, parameters)
+    connection.exec_driver_sql(sql, parameters)
 
 
 def among(column: Any, values: Sequence[Any], dialect_name: str) -> ColumnElement[bool]:

@@ -15,37 +15,34 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 from arq import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from events import EventValidationError
 from events.catalogue import BaseEvent, parse_events
 from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
-from worker.bulk import BULK_APPLIERS, IN_CHUNK
+from worker.bulk import BULK_APPLIERS, TRADING_ORDER, known_ids, record_processed, runs, split_fresh
 from worker.config import Config, get_config
-from worker.db import get_database, transaction
+from worker.db import current_session, get_database, transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.failpoints import failpoint
-from worker.fast_sql import among, insert_rows
 from worker.faults import describe, is_event_fault, is_transient
 from worker.group_commit import GroupCommitter, RunAlone
 from worker.handlers import handle
 from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
-from worker.models import Base, ParkedEvent, ProcessedEvent
+from worker.models import ProcessedEvent
 from worker.parking import has_parked, park, retry_parked
-from worker.types import utc_now
 
 log = logging.getLogger("komas.worker")
-processed_events = Base.metadata.tables["processed_events"]
+T = TypeVar("T")
 REQUEUE_BACKOFF_S = (1, 2, 5, 10, 30, 60)
 
 
@@ -114,71 +111,33 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
     return valid
 
 
-#: Trading events between two commands are applied grouped by type in this order. Creates go
-#: before closes (a signal's create stays before its close, and a close that arrived first finds
-#: its create instead of being parked); backtests and toggles touch nothing signals touch; within
-#: a type the arrival order is kept. Commands stay where they are: they may create what follows.
-TRADING_ORDER = {"signal.created": 0, "signal.closed": 1, "backtest.finished": 2, "bot.toggled": 3}
-
-
-def _by_type(stretch: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
-    ordered = sorted(stretch, key=lambda event: TRADING_ORDER[event.type])  # stable
-    for event_type, run in groupby(ordered, key=lambda event: event.type):
-        yield event_type, list(run)
-
-
-def _runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
-    """Runs of one type to apply in turn: few, long runs for the set-based appliers.
-
-    Live bots interleave creates and closes; taken as they came, a batch would be hundreds of
-    one-event runs, each paying for its own queries.
-    """
-    stretch: list[BaseEvent] = []
-    for event in events:
-        if event.type in TRADING_ORDER:
-            stretch.append(event)
-            continue
-        yield from _by_type(stretch)
-        stretch = []
-        yield event.type, [event]
-    yield from _by_type(stretch)
-
-
-async def _known_ids(session: AsyncSession, ids: list[str]) -> set[str]:
-    """Ids already applied or parked: one query per chunk of ids (parked only when any may be)."""
-    known: set[str] = set()
-    dialect = (await session.connection()).dialect.name
-    parked_too = get_database().parked_hint is not False
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start : start + IN_CHUNK]
-        query: Any = select(ProcessedEvent.event_id).where(among(ProcessedEvent.event_id, chunk, dialect))
-        if parked_too:
-            query = query.union_all(select(ParkedEvent.event_id).where(among(ParkedEvent.event_id, chunk, dialect)))
-        known.update((await session.scalars(query)).all())
-    return known
+def _on_connection(sync_session: Session, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous bulk step on the session's connection (through `AsyncSession.run_sync`)."""
+    return function(sync_session.connection(), *args, **kwargs)
 
 
 async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dict[str, Any]]:
     """In one transaction: skip ids applied or parked already, apply the rest, record their ids.
 
     Returns, for each event in order, whether it was applied (False: a duplicate), and the
-    answers of command handlers by event id.
+    answers of command handlers by event id. A batch of trading events only, on SQLite, is
+    applied by the writer thread in one hand-off; anything else through the async session.
     """
-    applied_flags: list[bool] = []
-    fresh: list[BaseEvent] = []
+    database = get_database()
+    await database.ensure_schema()
+    parked_too = database.parked_hint is not False
+    writer = database.sqlite_writer()
+    if writer is not None and current_session() is None and all(event.type in TRADING_ORDER for event in events):
+        flags = await writer.apply_trading(events, parked_too=parked_too)
+        failpoint("after_commit")
+        return flags, {}
     results: dict[str, Any] = {}
     async with transaction() as session:
-        done = await _known_ids(session, list({str(event.event_id) for event in events}))
-        for event in events:
-            event_id = str(event.event_id)
-            applied_flags.append(event_id not in done)
-            if event_id not in done:
-                done.add(event_id)
-                fresh.append(event)
-        for event_type, run in _runs(fresh):
+        flags, fresh = await session.run_sync(_on_connection, split_fresh, events, parked_too=parked_too)
+        for event_type, run in runs(fresh):
             bulk = BULK_APPLIERS.get(event_type)
             if bulk is not None:
-                await bulk(session, run)
+                await session.run_sync(_on_connection, bulk, run)
                 session.expire_all()  # set-based statements bypass the identity map
                 continue
             for event in run:
@@ -186,15 +145,10 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
                 if result is not None:
                     results[str(event.event_id)] = result
         if fresh:
-            now = utc_now()
-            await insert_rows(
-                await session.connection(),
-                processed_events,
-                [{"event_id": str(event.event_id), "event_type": event.type, "applied_at": now} for event in fresh],
-            )
+            await session.run_sync(_on_connection, record_processed, fresh)
         failpoint("before_commit")
     failpoint("after_commit")
-    return applied_flags, results
+    return flags, results
 
 
 async def apply_all(events: list[BaseEvent], report: BatchReport, committer: GroupCommitter | None = None) -> None:
@@ -306,7 +260,7 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
         event_id = _event_id_of(raw_events[0])
         if event_id is not None:
             async with transaction() as session:
-                if await _known_ids(session, [event_id]):
+                if await session.run_sync(_on_connection, known_ids, [event_id], parked_too=True):
                     report.duplicates.append(event_id)
                     return
         await dead_letter(report, raw_events[0], f"the worker crashed {job_try - 1} times while applying this event")

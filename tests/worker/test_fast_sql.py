@@ -48,7 +48,7 @@ async def test_insert_rows_stores_what_core_stores(db: Database) -> None:
             await session.flush()
             connection = await session.connection()
             await connection.execute(insert(backtest_results), [_row("core", at)])
-            await insert_rows(connection, backtest_results, [_row("fast", at)])
+            await session.run_sync(lambda sync: insert_rows(sync.connection(), backtest_results, [_row("fast", at)]))
         async with transaction() as session:
             rows = {row.event_id: row for row in (await session.scalars(select(BacktestResult))).all()}
             raw = (

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+import worker.bulk
 import worker.jobs
 from events import BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
@@ -293,7 +294,7 @@ def test_runs_group_trading_events_by_type_but_keep_commands_in_place() -> None:
     a, b = created(1, "a"), created(1, "b")
     close_a, toggle, command = closed("a", 1.0), BotToggled(bot_id=1, active=False), DeleteSetting(key="k")
     close_b = closed("b", 1.0)
-    runs = list(worker.jobs._runs([close_a, a, toggle, b, command, close_b]))
+    runs = list(worker.bulk.runs([close_a, a, toggle, b, command, close_b]))
     assert [(kind, ids(*run)) for kind, run in runs] == [
         ("signal.created", ids(a, b)),
         ("signal.closed", ids(close_a)),
