@@ -112,15 +112,10 @@ def _insert_signals(connection: Connection, events: Sequence[SignalCreated]) -> 
                 "status": "active",
                 "entry_price": event.entry_price,
                 "stop_loss": event.stop_loss,
-                "take_profits": [tp.model_dump() for tp in event.take_profits],
+                "take_profits": [tp.__dict__ for tp in event.take_profits],  # its fields, as model_dump() gives
                 "indicator_values": event.indicator_values,
-                "exit_price": None,
-                "exit_reason": None,
-                "pnl_percent": None,
-                "pnl_amount": None,
                 "created_at": event.occurred_at,
-                "closed_at": None,
-            }
+            }  # exit_*, pnl_* and closed_at stay NULL until the close
             for event in events
         ],
     )
@@ -328,11 +323,11 @@ def split_fresh(
     connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool
 ) -> tuple[list[bool], list[BaseEvent]]:
     """For each event whether it is new (False: applied or parked before, or earlier in the batch), and the new ones."""
-    done = known_ids(connection, list({str(event.event_id) for event in events}), parked_too=parked_too)
+    ids = [str(event.event_id) for event in events]
+    done = known_ids(connection, list(set(ids)), parked_too=parked_too)
     flags: list[bool] = []
     fresh: list[BaseEvent] = []
-    for event in events:
-        event_id = str(event.event_id)
+    for event, event_id in zip(events, ids, strict=True):
         is_new = event_id not in done
         flags.append(is_new)
         if is_new:
