@@ -15,7 +15,12 @@ from events.envelope import BaseEvent, JsonObject, Symbol, Timeframe
 
 SettingKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")]
+#: Where cached candles come from (the cache row's `source` column); the envelope's `source` stays "who sent it".
+DataSource = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$"),
+    Field(description="Where the candles come from, e.g. binance (the cache entry's source).", examples=["binance"]),
+]
 Id = Annotated[int, Field(gt=0)]
 Metric = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -145,7 +150,7 @@ class UpsertCache(Command):
     type: Literal["cache.upsert"] = "cache.upsert"
     symbol: Symbol
     timeframe: Timeframe
-    source: Source = "binance"
+    data_source: DataSource = "binance"
     candles_count: Annotated[int, Field(ge=0)] | None = None
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = None
@@ -164,7 +169,7 @@ class DeleteCache(Command):
     type: Literal["cache.delete"] = "cache.delete"
     symbol: Symbol
     timeframe: Timeframe
-    source: Source = "binance"
+    data_source: DataSource = "binance"
 
 
 COMMAND_TYPES: tuple[type[BaseEvent], ...] = (

@@ -115,14 +115,14 @@ async def on_delete_bot(event: DeleteBot) -> dict[str, Any]:
 
 
 async def on_upsert_cache(event: UpsertCache) -> dict[str, Any]:
-    info = await DataCacheManager.upsert(event.symbol, event.timeframe, event.source, **event.changes())
-    return {"cache_id": info.id, "symbol": event.symbol, "timeframe": event.timeframe, "source": event.source}
+    info = await DataCacheManager.upsert(event.symbol, event.timeframe, event.data_source, **event.changes())
+    return {"cache_id": info.id, "symbol": event.symbol, "timeframe": event.timeframe, "source": event.data_source}
 
 
 async def on_delete_cache(event: DeleteCache) -> dict[str, Any]:
-    what = f"cache entry {event.symbol}/{event.timeframe}/{event.source}"
-    _found(await DataCacheManager.delete(event.symbol, event.timeframe, event.source), what)
-    return {"symbol": event.symbol, "timeframe": event.timeframe, "source": event.source, "deleted": True}
+    what = f"cache entry {event.symbol}/{event.timeframe}/{event.data_source}"
+    _found(await DataCacheManager.delete(event.symbol, event.timeframe, event.data_source), what)
+    return {"symbol": event.symbol, "timeframe": event.timeframe, "source": event.data_source, "deleted": True}
 
 
 COMMAND_HANDLERS: dict[str, Callable[[Any], Awaitable[Any]]] = {

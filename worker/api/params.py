@@ -17,6 +17,8 @@ SETTING_KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 TIMEFRAME_PATTERN = r"^[1-9][0-9]{0,2}[smhdwM]$"
 SOURCE_PATTERN = r"^[A-Za-z0-9_.-]+$"
+#: The envelope `source` of the command events the API publishes (who sent them).
+SOURCE = "api"
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

@@ -10,17 +10,10 @@ from typing import Any
 import typer
 
 from events import EventValidationError, PublishError, parse_event
-from events.catalogue import EVENT_TYPES, BaseEvent
+from events.catalogue import BaseEvent
 from events.wire import Limits, encode_event
 from worker.cli._common import fail
 from worker.config import get_config
-
-#: Types whose own `source` field is not the envelope's "who sent it" (cache events: where candles come from).
-_OWN_SOURCE = {
-    str(model.model_fields["type"].default)
-    for model in EVENT_TYPES
-    if model.model_fields["source"].default != BaseEvent.model_fields["source"].default
-}
 
 
 @dataclass(frozen=True)
@@ -83,8 +76,7 @@ def _from_data(event_type: str, data: str | None, limits: Limits) -> BaseEvent:
     if fields.get("type", event_type) != event_type:
         raise fail(f"--data has type {fields['type']!r} but TYPE is {event_type!r}", 2)
     payload = {**fields, "type": event_type}
-    if event_type not in _OWN_SOURCE:
-        payload.setdefault("source", "cli")
+    payload.setdefault("source", "cli")
     try:
         return _validate(payload, limits)
     except EventValidationError as exc:

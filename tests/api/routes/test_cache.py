@@ -10,7 +10,7 @@ from tests.api.conftest import AUTH, RunningWorker, eventually
 async def upsert(client: httpx.AsyncClient, symbol: str, timeframe: str, **fields: object) -> dict[str, object]:
     event = {"type": "cache.upsert", "symbol": symbol, "timeframe": timeframe, **fields}
     assert (await client.post("/api/events", json=event, headers=AUTH)).status_code == 202
-    source = str(fields.get("source", "binance"))
+    source = str(fields.get("data_source", "binance"))
 
     async def stored() -> dict[str, object] | None:
         response = await client.get(f"/api/db/cache/{symbol}/{timeframe}", params={"source": source})
@@ -22,7 +22,7 @@ async def upsert(client: httpx.AsyncClient, symbol: str, timeframe: str, **field
 async def test_get_list_and_delete(client: httpx.AsyncClient, worker: RunningWorker) -> None:
     entry = await upsert(client, "BTCUSDT", "1h", candles_count=8760, is_complete=True)
     assert (entry["candles_count"], entry["is_complete"], entry["source"]) == (8760, True, "binance")
-    await upsert(client, "ETHUSDT", "4h", source="bybit")
+    await upsert(client, "ETHUSDT", "4h", data_source="bybit")
 
     listed = (await client.get("/api/db/cache")).json()
     assert [(e["symbol"], e["source"]) for e in listed] == [("BTCUSDT", "binance"), ("ETHUSDT", "bybit")]

@@ -56,12 +56,12 @@ def test_a_given_source_and_event_id_are_kept(komas: Komas) -> None:
     assert (event["event_id"], event["source"]) == (event_id, "ops:alice")
 
 
-def test_an_event_with_its_own_source_field_keeps_it(komas: Komas) -> None:
-    """cache.upsert's `source` is where the candles come from (default binance), not who sent the event."""
+def test_a_cache_event_says_who_sent_it_and_where_its_candles_come_from(komas: Komas) -> None:
+    """cache.upsert's `data_source` is where the candles come from (default binance); `source` is the sender."""
     result = komas("publish", "cache.upsert", "--data", '{"symbol": "BTCUSDT", "timeframe": "1h"}')
     assert result.exit_code == 0, result.output
     (event,) = queued_events(komas)
-    assert event["source"] == "binance"
+    assert (event["source"], event["data_source"]) == ("cli", "binance")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession
 from worker.api.errors import not_found
-from worker.api.params import SOURCE_PATTERN, SourceQuery, SymbolPath, TimeframePath
+from worker.api.params import SOURCE, SOURCE_PATTERN, SourceQuery, SymbolPath, TimeframePath
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND
 from worker.api.schemas import CacheOut
 
@@ -40,6 +40,5 @@ async def get_cache(
 async def delete_cache(
     symbol: SymbolPath, timeframe: TimeframePath, commands: CommandsDep, source: SourceQuery = "binance"
 ) -> Response:
-    # `source` of cache events is the data source (binance), not the envelope's sender.
-    await commands.execute(DeleteCache(symbol=symbol, timeframe=timeframe, source=source))
+    await commands.execute(DeleteCache(symbol=symbol, timeframe=timeframe, data_source=source, source=SOURCE))
     return Response(status_code=204)

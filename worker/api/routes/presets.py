@@ -11,14 +11,13 @@ from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
 from worker.api.errors import not_found
-from worker.api.params import Limit, ResourceId
+from worker.api.params import SOURCE, Limit, ResourceId
 from worker.api.resources import Resources
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND, WRITE_UNIQUE
 from worker.api.schemas import FavoriteIn, PerformanceIn, PresetIn, PresetOut, PresetUpdate
 from worker.models import Preset
 
 router = APIRouter(prefix="/api/db/presets", tags=["presets"])
-SOURCE = "api"
 
 
 async def _read_back(resources: Resources, preset_id: int) -> PresetOut:

@@ -9,13 +9,12 @@ from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
 from worker.api.errors import not_found
-from worker.api.params import SettingKeyPath
+from worker.api.params import SOURCE, SettingKeyPath
 from worker.api.routes._responses import FOUND, READ, WRITE, WRITE_FOUND
 from worker.api.schemas import SettingIn, SettingOut
 from worker.models import Setting
 
 router = APIRouter(prefix="/api/db/settings", tags=["settings"])
-SOURCE = "api"
 
 
 @router.get("", response_model=list[SettingOut], dependencies=[ReadAuth], responses=READ)
