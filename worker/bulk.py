@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
-from worker.fast_sql import among, insert_rows
+from worker.fast_sql import AMONG, among, among_values, insert_rows, prebuilt
 from worker.models import Base, Bot, ParkedEvent, Preset, ProcessedEvent, Signal
 from worker.types import utc_now
 
@@ -43,6 +43,58 @@ processed_events: Table = Base.metadata.tables["processed_events"]
 #: a type the arrival order is kept. Commands stay where they are: they may create what follows.
 TRADING_ORDER = {"signal.created": 0, "signal.closed": 1, "backtest.finished": 2, "bot.toggled": 3}
 
+# Statements built once: a commit round of one event used to spend more on building and keying
+# fresh statement objects than SQLite spent executing them.
+_TOUCH_LAST_SIGNAL = (
+    update(bots)
+    .where(
+        bots.c.id == bindparam("b_id"),
+        or_(bots.c.last_signal_at.is_(None), bots.c.last_signal_at < bindparam("b_at")),
+    )
+    .values(last_signal_at=bindparam("b_at"))
+)
+_CLOSE_SIGNAL = (
+    update(signals)
+    .where(and_(signals.c.id == bindparam("s_id"), or_(*(signals.c.status == status for status in OPEN_STATUSES))))
+    .values(
+        status="closed",
+        exit_price=bindparam("s_exit_price"),
+        exit_reason=bindparam("s_exit_reason"),
+        pnl_percent=bindparam("s_pnl_percent"),
+        pnl_amount=bindparam("s_pnl_amount"),
+        closed_at=bindparam("s_closed_at"),
+    )
+)
+_ADD_STATS = (
+    update(bots)
+    .where(bots.c.id == bindparam("b_id"))
+    .values(
+        total_signals=bots.c.total_signals + bindparam("b_n"),
+        total_wins=bots.c.total_wins + bindparam("b_wins"),
+        total_losses=bots.c.total_losses + bindparam("b_losses"),
+        total_profit=bots.c.total_profit + bindparam("b_profit"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_PRESET_METRICS = (
+    update(presets)
+    .where(presets.c.id == bindparam("p_id"))
+    .values(
+        win_rate=bindparam("p_win_rate"),
+        profit_factor=bindparam("p_profit_factor"),
+        total_profit_percent=bindparam("p_total_profit_percent"),
+        max_drawdown_percent=bindparam("p_max_drawdown_percent"),
+        sharpe_ratio=bindparam("p_sharpe_ratio"),
+        last_used_at=bindparam("p_now"),
+        updated_at=bindparam("p_now"),
+    )
+)
+_TOGGLE = (
+    update(bots)
+    .where(bots.c.id == bindparam("b_id"))
+    .values(is_active=bindparam("b_active"), updated_at=bindparam("b_now"))
+)
+
 
 def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
@@ -52,9 +104,10 @@ def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 def _existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
     wanted = list(set(values))
     dialect = connection.dialect.name
+    query = prebuilt((str(column), dialect), lambda: select(column).where(among(column, dialect)))
     found: set[Any] = set()
     for chunk in _chunks(wanted):
-        found.update((connection.execute(select(column).where(among(column, chunk, dialect)))).scalars())
+        found.update(connection.execute(query, {AMONG: among_values(chunk, dialect)}).scalars())
     return found
 
 
@@ -122,27 +175,21 @@ def _insert_signals(connection: Connection, events: Sequence[SignalCreated]) -> 
     latest: dict[int, datetime] = {}
     for event in events:
         latest[event.bot_id] = max(latest.get(event.bot_id, event.occurred_at), event.occurred_at)
-    connection.execute(
-        update(bots)
-        .where(
-            bots.c.id == bindparam("b_id"),
-            or_(bots.c.last_signal_at.is_(None), bots.c.last_signal_at < bindparam("b_at")),
-        )
-        .values(last_signal_at=bindparam("b_at")),
-        [{"b_id": bot_id, "b_at": at} for bot_id, at in latest.items()],
-    )
+    connection.execute(_TOUCH_LAST_SIGNAL, [{"b_id": bot_id, "b_at": at} for bot_id, at in latest.items()])
 
 
 def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> None:
     uids = [event.signal_uid for event in events]
     found: dict[str, tuple[int, str, int, float]] = {}
     dialect = connection.dialect.name
+    query = prebuilt(
+        ("open signals", dialect),
+        lambda: select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
+        .join(Bot, Bot.id == Signal.bot_id)
+        .where(among(Signal.uid, dialect)),
+    )
     for chunk in _chunks(list(set(uids))):
-        rows = connection.execute(
-            select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
-            .join(Bot, Bot.id == Signal.bot_id)
-            .where(among(Signal.uid, chunk, dialect))
-        )
+        rows = connection.execute(query, {AMONG: among_values(chunk, dialect)})
         for uid, signal_id, status, bot_id, position_size in rows:
             found[uid] = (signal_id, status, bot_id, position_size)
     closing: set[str] = set()
@@ -174,30 +221,10 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
         totals[1] += int(win)
         totals[2] += int(not win)
         totals[3] += amount
-    connection.execute(
-        update(signals)
-        .where(and_(signals.c.id == bindparam("s_id"), or_(*(signals.c.status == status for status in OPEN_STATUSES))))
-        .values(
-            status="closed",
-            exit_price=bindparam("s_exit_price"),
-            exit_reason=bindparam("s_exit_reason"),
-            pnl_percent=bindparam("s_pnl_percent"),
-            pnl_amount=bindparam("s_pnl_amount"),
-            closed_at=bindparam("s_closed_at"),
-        ),
-        updates,
-    )
+    connection.execute(_CLOSE_SIGNAL, updates)
     now = utc_now()
     connection.execute(
-        update(bots)
-        .where(bots.c.id == bindparam("b_id"))
-        .values(
-            total_signals=bots.c.total_signals + bindparam("b_n"),
-            total_wins=bots.c.total_wins + bindparam("b_wins"),
-            total_losses=bots.c.total_losses + bindparam("b_losses"),
-            total_profit=bots.c.total_profit + bindparam("b_profit"),
-            updated_at=bindparam("b_now"),
-        ),
+        _ADD_STATS,
         [
             {"b_id": bot_id, "b_n": n, "b_wins": wins, "b_losses": losses, "b_profit": profit, "b_now": now}
             for bot_id, (n, wins, losses, profit) in stats.items()
@@ -234,17 +261,7 @@ def record_backtests(connection: Connection, events: Sequence[BacktestFinished])
     latest = {event.preset_id: event for event in events}  # the last one of each preset wins, as in sequence
     now = utc_now()
     connection.execute(
-        update(presets)
-        .where(presets.c.id == bindparam("p_id"))
-        .values(
-            win_rate=bindparam("p_win_rate"),
-            profit_factor=bindparam("p_profit_factor"),
-            total_profit_percent=bindparam("p_total_profit_percent"),
-            max_drawdown_percent=bindparam("p_max_drawdown_percent"),
-            sharpe_ratio=bindparam("p_sharpe_ratio"),
-            last_used_at=bindparam("p_now"),
-            updated_at=bindparam("p_now"),
-        ),
+        _PRESET_METRICS,
         [
             {
                 "p_id": preset_id,
@@ -268,8 +285,7 @@ def toggle_bots(connection: Connection, events: Sequence[BotToggled]) -> None:
     final = {event.bot_id: event.active for event in events}
     now = utc_now()
     connection.execute(
-        update(bots).where(bots.c.id == bindparam("b_id")).values(is_active=bindparam("b_active"), updated_at=now),
-        [{"b_id": bot_id, "b_active": active} for bot_id, active in final.items()],
+        _TOGGLE, [{"b_id": bot_id, "b_active": active, "b_now": now} for bot_id, active in final.items()]
     )
 
 
@@ -311,12 +327,17 @@ def known_ids(connection: Connection, ids: list[str], *, parked_too: bool) -> se
     """Ids already applied (or parked, unless the caller knows none are): one query per chunk."""
     known: set[str] = set()
     dialect = connection.dialect.name
+    query = prebuilt(("known ids", dialect, parked_too), lambda: _known_query(dialect, parked_too))
     for chunk in _chunks(ids):
-        query: Any = select(ProcessedEvent.event_id).where(among(ProcessedEvent.event_id, chunk, dialect))
-        if parked_too:
-            query = query.union_all(select(ParkedEvent.event_id).where(among(ParkedEvent.event_id, chunk, dialect)))
-        known.update(connection.execute(query).scalars())
+        known.update(connection.execute(query, {AMONG: among_values(chunk, dialect)}).scalars())
     return known
+
+
+def _known_query(dialect: str, parked_too: bool) -> Any:
+    query: Any = select(ProcessedEvent.event_id).where(among(ProcessedEvent.event_id, dialect))
+    if parked_too:
+        query = query.union_all(select(ParkedEvent.event_id).where(among(ParkedEvent.event_id, dialect)))
+    return query
 
 
 def split_fresh(

@@ -9,16 +9,18 @@ by `json_each`. Other databases (PostgreSQL) take the ordinary Core statements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Table, func, insert, select
+from sqlalchemy import JSON, ColumnElement, String, Table, bindparam, func, insert, select
 from sqlalchemy.engine import Connection
 
 from worker.types import UTCDateTime
+
+T = TypeVar("T")
 
 
 def sqlite_datetime(value: datetime) -> str:
@@ -74,9 +76,33 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     connection.exec_driver_sql(sql, parameters)
 
 
-def among(column: Any, values: Sequence[Any], dialect_name: str) -> ColumnElement[bool]:
-    """`column IN (values)`; on SQLite one JSON parameter instead of one parameter per value."""
+#: Name of the one parameter that carries an IN list (see `among`).
+AMONG = "among_values"
+
+
+def among(column: Any, dialect_name: str) -> ColumnElement[bool]:
+    """`column IN (:among_values)` as one parameter, for statements built once and run many times.
+
+    On SQLite the list travels as one JSON array read by `json_each` (an IN of a thousand
+    parameters cost more to compile than to run); elsewhere as an expanding parameter.
+    """
     if dialect_name != "sqlite":
-        return column.in_(list(values))  # type: ignore[no-any-return]
-    listed = func.json_each(orjson.dumps(list(values)).decode()).table_valued("value")
+        return column.in_(bindparam(AMONG, expanding=True))  # type: ignore[no-any-return]
+    listed = func.json_each(bindparam(AMONG, type_=String)).table_valued("value")
     return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+
+
+def among_values(values: Sequence[Any], dialect_name: str) -> Any:
+    """The value of the `AMONG` parameter for this dialect."""
+    return orjson.dumps(list(values)).decode() if dialect_name == "sqlite" else list(values)
+
+
+_PREBUILT: dict[Hashable, Any] = {}
+
+
+def prebuilt(key: Hashable, build: Callable[[], T]) -> T:
+    """A statement built on first use and reused after (its compiled form stays cached too)."""
+    statement = _PREBUILT.get(key)
+    if statement is None:
+        statement = _PREBUILT[key] = build()
+    return statement

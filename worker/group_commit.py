@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ ApplyFn = Callable[[list[BaseEvent]], Awaitable[tuple[list[bool], dict[str, Any]
 
 #: A group takes whole submissions until it holds at least this many events.
 DEFAULT_MAX_GROUP_EVENTS = 5000
+#: How long a round may wait for jobs that have started but not yet handed in their events.
+DEFAULT_GATHER_S = 0.002
 
 
 class RunAlone(Exception):
@@ -56,11 +59,23 @@ def _answer(submission: _Submission, result: tuple[list[bool], dict[str, Any]] |
 class GroupCommitter:
     """One writer task applying the events of all waiting jobs in one transaction per round."""
 
-    def __init__(self, apply: ApplyFn, *, max_group_events: int = DEFAULT_MAX_GROUP_EVENTS) -> None:
+    def __init__(
+        self,
+        apply: ApplyFn,
+        *,
+        max_group_events: int = DEFAULT_MAX_GROUP_EVENTS,
+        gather_s: float = DEFAULT_GATHER_S,
+    ) -> None:
         self._apply = apply
         self._max_group_events = max_group_events
+        self._gather_s = gather_s
         self._waiting: deque[_Submission] = deque()
         self._wakeup = asyncio.Event()
+        #: Jobs that started and have not yet handed in their events (or finished without any).
+        self._coming = 0
+        self._arrived = asyncio.Event()
+        #: Set inside `expecting()` until the job hands in its events (per task: each job is one).
+        self._announced: contextvars.ContextVar[bool] = contextvars.ContextVar("komas_announced", default=False)
         self._task: asyncio.Task[None] | None = None
         #: Rounds committed and submissions served, for status and benchmarks.
         self.rounds = 0
@@ -80,6 +95,23 @@ class GroupCommitter:
         while self._waiting:
             _answer(self._waiting.popleft(), RunAlone("the group committer stopped"))
 
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Around a job's work: a round about to start waits briefly for the events of jobs inside it.
+
+        arq starts jobs one after the other, a fraction of a millisecond apart; without this a
+        fast writer would commit each single-event job on its own, one fsync each.
+        """
+        self._coming += 1
+        token = self._announced.set(True)
+        try:
+            yield
+        finally:
+            if self._announced.get():
+                self._coming -= 1
+                self._arrived.set()
+            self._announced.reset(token)
+
     @property
     def waiting(self) -> int:
         """Submissions queued for the next round."""
@@ -91,7 +123,11 @@ class GroupCommitter:
             return await self._apply(list(events))
         submission = _Submission(list(events))
         self._waiting.append(submission)
+        if self._announced.get():
+            self._announced.set(False)
+            self._coming -= 1
         self._wakeup.set()
+        self._arrived.set()
         return await submission.future
 
     def _take_group(self) -> list[_Submission]:
@@ -110,9 +146,21 @@ class GroupCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._waiting:
+                await self._gather()
                 group = self._take_group()
                 if group:
                     await self._commit(group)
+
+    async def _gather(self) -> None:
+        """Wait (at most `gather_s`) while jobs still working have not handed in their events."""
+        deadline = asyncio.get_running_loop().time() + self._gather_s
+        while self._coming > 0 and sum(len(waiting.events) for waiting in self._waiting) < self._max_group_events:
+            self._arrived.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
 
     async def _commit(self, group: list[_Submission]) -> None:
         events = [event for submission in group for event in submission.events]

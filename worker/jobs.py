@@ -13,6 +13,7 @@ that keeps crashing the worker is dead-lettered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Sequence
@@ -281,7 +282,9 @@ async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -
             if int(ctx.get("job_try", 1)) > config.max_crashes:
                 await _after_crashes(ctx, batch, report)
                 return report.as_result() | {"split": len(batch) > 1}
-            report = await process_batch(batch, config, ctx.get("committer"))
+            committer: GroupCommitter | None = ctx.get("committer")
+            with committer.expecting() if committer is not None else contextlib.nullcontext():
+                report = await process_batch(batch, config, committer)
         except Exception as exc:
             return await _recover(ctx, batch, exc, attempt)
     log.info(

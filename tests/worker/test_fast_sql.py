@@ -11,7 +11,7 @@ from sqlalchemy import insert, make_url, select, text
 
 from worker import close_db
 from worker.db import Database, transaction
-from worker.fast_sql import among, insert_rows, sqlite_datetime
+from worker.fast_sql import AMONG, among, among_values, insert_rows, sqlite_datetime
 from worker.models import BacktestResult, Base, Preset
 
 backtest_results = Base.metadata.tables["backtest_results"]
@@ -81,7 +81,8 @@ async def test_among_selects_like_in(db: Database, values: list[Any]) -> None:
             await session.flush()
             column = Preset.id if values and isinstance(values[0], int) else Preset.name
             dialect = (await session.connection()).dialect.name
-            found = set((await session.scalars(select(column).where(among(column, values, dialect)))).all())
+            query = select(column).where(among(column, dialect))
+            found = set((await session.scalars(query, {AMONG: among_values(values, dialect)})).all())
             expected = set((await session.scalars(select(column).where(column.in_(values)))).all())
     finally:
         await close_db()
