@@ -189,3 +189,48 @@ async def test_the_same_event_in_two_jobs_of_one_group_applies_once(committer: G
     first, second = await asyncio.gather(apply_events(ctx, [event.to_wire()]), apply_events(ctx, [event.to_wire()]))
     assert sorted([first["applied"], second["applied"]]) == [0, 1]
     assert sorted([first["duplicates"], second["duplicates"]]) == [0, 1]
+
+
+async def test_a_round_waits_for_a_job_that_started_but_has_not_handed_in_its_events() -> None:
+    apply = RecordingApply()
+    committer = GroupCommitter(apply, gather_s=30)
+    committer.start()
+    validated = asyncio.Event()
+
+    async def job(ready: asyncio.Event | None) -> tuple[list[bool], dict[str, Any]]:
+        with committer.expecting():
+            if ready is not None:
+                await ready.wait()  # still validating when the other job hands in its events
+            return await committer.apply([toggle()])
+
+    try:
+        slow = asyncio.create_task(job(validated))
+        fast = asyncio.create_task(job(None))
+        await until(lambda: committer.waiting == 1)
+        validated.set()
+        await asyncio.wait_for(asyncio.gather(slow, fast), 5)
+    finally:
+        await committer.stop()
+    assert len(apply.groups) == 1  # one commit for both
+
+
+async def test_a_job_that_ends_without_events_does_not_hold_the_round() -> None:
+    apply = RecordingApply()
+    committer = GroupCommitter(apply, gather_s=30)
+    committer.start()
+    leave = asyncio.Event()
+
+    async def empty_job() -> None:
+        with committer.expecting():
+            await leave.wait()  # e.g. every event of its batch was invalid
+
+    try:
+        idle = asyncio.create_task(empty_job())
+        submitted = asyncio.create_task(committer.apply([toggle()]))
+        await until(lambda: committer.waiting == 1)
+        leave.set()
+        flags, _ = await asyncio.wait_for(submitted, 5)  # not 30 s: the round goes once the job is gone
+        await idle
+    finally:
+        await committer.stop()
+    assert flags == [True]
