@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worker.managers.presets import presets_query
 from worker.models import Bot, DataCacheInfo, DeadLetter, Preset, ProcessedEvent, Setting, Signal
 
 M = TypeVar("M")
@@ -53,12 +54,7 @@ async def presets(
     session: AsyncSession, favorites_only: bool, indicator_type: str | None, limit: int
 ) -> Sequence[Preset]:
     """Most recently updated first, like `PresetManager.list_all`."""
-    query = select(Preset).order_by(Preset.updated_at.desc(), Preset.id.desc()).limit(limit)
-    if favorites_only:
-        query = query.where(Preset.is_favorite.is_(True))
-    if indicator_type is not None:
-        query = query.where(Preset.indicator_type == indicator_type)
-    return (await session.scalars(query)).all()
+    return (await session.scalars(presets_query(favorites_only, indicator_type, limit))).all()
 
 
 def cache_key(symbol: str, timeframe: str, source: str) -> ColumnElement[bool]:
@@ -86,28 +82,6 @@ async def bots(session: AsyncSession, active_only: bool) -> Sequence[Bot]:
 async def open_signals(session: AsyncSession, bot_id: int) -> int:
     query = select(func.count()).where(Signal.bot_id == bot_id, Signal.status.in_(("pending", "active")))
     return int(await session.scalar(query) or 0)
-
-
-def signals_query(
-    bot_id: int | None,
-    symbol: str | None,
-    status: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> Select[Signal]:
-    """Newest first; `since` inclusive, `until` exclusive, both on `created_at`."""
-    query = select(Signal).order_by(Signal.created_at.desc(), Signal.id.desc())
-    if bot_id is not None:
-        query = query.where(Signal.bot_id == bot_id)
-    if symbol is not None:
-        query = query.where(Signal.symbol == symbol)
-    if status is not None:
-        query = query.where(Signal.status == status)
-    if since is not None:
-        query = query.where(Signal.created_at >= since)
-    if until is not None:
-        query = query.where(Signal.created_at < until)
-    return query
 
 
 def dead_letters_query(include_replayed: bool) -> Select[DeadLetter]:

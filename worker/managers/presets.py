@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, not_, select, update
+from sqlalchemy import Select, delete, not_, select, update
 
 from worker.db import read_session, transaction
 from worker.errors import DuplicateError
@@ -23,6 +23,18 @@ async def _refuse_duplicate_name(name: str, *, except_id: int | None = None) -> 
             query = query.where(Preset.id != except_id)
         if (await session.scalar(query)) is not None:
             raise DuplicateError(f"a preset named {name!r} already exists")
+
+
+def presets_query(
+    favorites_only: bool = False, indicator_type: str | None = None, limit: int = 100
+) -> Select[Preset]:
+    """Presets most recently updated first, filtered; shared with the REST API's read-only engine."""
+    query = select(Preset).order_by(Preset.updated_at.desc(), Preset.id.desc()).limit(limit)
+    if favorites_only:
+        query = query.where(Preset.is_favorite.is_(True))
+    if indicator_type is not None:
+        query = query.where(Preset.indicator_type == indicator_type)
+    return query
 
 
 class PresetManager:
@@ -67,11 +79,7 @@ class PresetManager:
         favorites_only: bool = False, indicator_type: str | None = None, limit: int = 100
     ) -> list[Preset]:
         """Most recently updated first."""
-        query = select(Preset).order_by(Preset.updated_at.desc(), Preset.id.desc()).limit(limit)
-        if favorites_only:
-            query = query.where(Preset.is_favorite.is_(True))
-        if indicator_type is not None:
-            query = query.where(Preset.indicator_type == indicator_type)
+        query = presets_query(favorites_only, indicator_type, limit)
         async with read_session() as session:
             return list((await session.scalars(query)).all())
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from worker.db import read_session, transaction
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError, NotFoundError
@@ -15,6 +15,31 @@ from worker.models import SIGNAL_STATUSES, Bot, Signal
 from worker.types import utc_now
 
 OPEN_STATUSES = ("pending", "active")
+
+
+def signals_query(
+    bot_id: int | None = None,
+    symbol: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select[Signal]:
+    """Signals newest first, filtered; `since` inclusive, `until` exclusive, both on `created_at`.
+
+    Shared with the REST API, which runs it on its own read-only engine.
+    """
+    query = select(Signal).order_by(Signal.created_at.desc(), Signal.id.desc())
+    if bot_id is not None:
+        query = query.where(Signal.bot_id == bot_id)
+    if symbol is not None:
+        query = query.where(Signal.symbol == symbol)
+    if status is not None:
+        query = query.where(Signal.status == status)
+    if since is not None:
+        query = query.where(Signal.created_at >= since)
+    if until is not None:
+        query = query.where(Signal.created_at < until)
+    return query
 
 
 class SignalManager:
@@ -154,12 +179,6 @@ class SignalManager:
         """Newest first, optionally filtered."""
         if status is not None and status not in SIGNAL_STATUSES:
             raise ValueError(f"status must be one of {SIGNAL_STATUSES}, not {status!r}")
-        query = select(Signal).order_by(Signal.created_at.desc(), Signal.id.desc()).limit(limit)
-        if bot_id is not None:
-            query = query.where(Signal.bot_id == bot_id)
-        if symbol is not None:
-            query = query.where(Signal.symbol == symbol)
-        if status is not None:
-            query = query.where(Signal.status == status)
+        query = signals_query(bot_id, symbol, status).limit(limit)
         async with read_session() as session:
             return list((await session.scalars(query)).all())

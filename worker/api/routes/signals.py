@@ -13,6 +13,7 @@ from worker.api.errors import ApiError, not_found
 from worker.api.params import MAX_ID, Limit, Offset, ResourceId, SignalStatus, Since, Until
 from worker.api.routes._responses import FOUND, READ
 from worker.api.schemas import Page, SignalOut
+from worker.managers.signals import signals_query
 from worker.models import Signal
 
 router = APIRouter(prefix="/api/db/signals", tags=["signals"], dependencies=[ReadAuth])
@@ -32,7 +33,7 @@ async def list_signals(
     """Newest first. `from` is inclusive, `to` exclusive, both on `created_at`."""
     if since is not None and until is not None and since > until:
         raise ApiError(422, "`from` must not be after `to`")
-    query = queries.signals_query(bot_id, symbol, status, since, until)
+    query = signals_query(bot_id, symbol, status, since, until)
     rows, total = await queries.page(session, query, limit, offset)
     return Page[SignalOut](
         items=[SignalOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset
