@@ -34,8 +34,13 @@ class Command(BaseEvent):
 class _Changes(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    #: The fields null may clear (the columns that can be empty); null for any other is refused.
+    clearable: ClassVar[frozenset[str]] = frozenset()
+
 
 class PresetChanges(_Changes):
+    clearable: ClassVar[frozenset[str]] = frozenset({"description"})
+
     name: Name | None = None
     description: str | None = None
     indicator_type: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
@@ -45,6 +50,8 @@ class PresetChanges(_Changes):
 
 
 class BotChanges(_Changes):
+    clearable: ClassVar[frozenset[str]] = frozenset({"preset_id", "telegram_chat_id"})
+
     name: Name | None = None
     symbol: Symbol | None = None
     timeframe: Timeframe | None = None
@@ -57,8 +64,13 @@ class BotChanges(_Changes):
 
 
 def _only_given(model: type[_Changes], value: Any) -> dict[str, Any]:
-    """Validate a partial update and keep only the fields given (null included: it clears)."""
-    return model.model_validate(value).model_dump(mode="json", exclude_unset=True)
+    """Validate a partial update and keep only the fields given (null clears, where a field can be empty)."""
+    changes = model.model_validate(value).model_dump(mode="json", exclude_unset=True)
+    for name, given in changes.items():
+        if given is None and name not in model.clearable:
+            clearable = ", ".join(sorted(model.clearable))
+            raise ValueError(f"{name} cannot be null (only {clearable} can be cleared)")
+    return changes
 
 
 class SetSetting(Command):

@@ -337,6 +337,7 @@ async def dead_letter_job(ctx: dict[str, Any], raw: str, reason: str) -> dict[st
 
 
 async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
-    """Scheduled: retry parked events whose back-off has passed."""
+    """Scheduled: retry parked events whose back-off has passed (its lock renewed like any job's)."""
     config: Config = ctx.get("config") or get_config()
-    return await retry_parked(config.park_timeout_s, due_only=True)
+    async with job_lock_heartbeat(ctx, config.lock_ttl_s):
+        return await retry_parked(config.park_timeout_s, due_only=True)

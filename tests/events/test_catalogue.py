@@ -416,3 +416,24 @@ def test_parse_events_of_a_valid_batch_equals_parsing_one_by_one() -> None:
     at = "2026-01-02T03:04:05+00:00"
     payloads = [_toggle(n) | {"event_id": str(uuid.uuid4()), "occurred_at": at} for n in range(1, 50)]
     assert parse_events(payloads) == [parse_event(payload) for payload in payloads]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "id_field", "changes", "refused"),
+    [
+        ("preset.update", "preset_id", {"name": None}, "name cannot be null"),
+        ("preset.update", "preset_id", {"settings": None}, "settings cannot be null"),
+        ("bot.update", "bot_id", {"position_size": None}, "position_size cannot be null"),
+        ("bot.update", "bot_id", {"preset_id": None}, None),
+        ("preset.update", "preset_id", {"description": None}, None),
+    ],
+)
+def test_update_commands_clear_only_what_can_be_empty(
+    event_type: str, id_field: str, changes: dict[str, Any], refused: str | None
+) -> None:
+    payload = {"type": event_type, id_field: 1, "changes": changes}
+    if refused is None:
+        assert parse_event(payload).changes == changes  # type: ignore[union-attr]
+    else:
+        with pytest.raises(EventValidationError, match=refused):
+            parse_event(payload)
