@@ -89,7 +89,7 @@ def parse_events(payloads: Sequence[Any]) -> list[Event | EventValidationError]:
     A batch that is all valid (the usual case) is validated in one call, much cheaper than one call
     per event; only when something in it is wrong is each payload validated on its own.
     """
-    if all(isinstance(payload, Mapping) for payload in payloads):
+    if all(type(payload) is dict for payload in payloads) or all(isinstance(p, Mapping) for p in payloads):
         try:
             return list(_LIST_ADAPTER.validate_python(payloads))
         except ValidationError:

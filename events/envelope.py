@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -68,6 +68,31 @@ def reject_non_finite(value: Any, path: str = "") -> None:
         reject_non_finite(item, f"{path}.{key}" if path else str(key))
 
 
+def _is_free_form(annotation: Any) -> bool:
+    """Whether values of this type can hold floats pydantic does not check (dicts, Any)."""
+    if annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_free_form(get_args(annotation)[0])
+    if origin is dict or annotation is dict:
+        return True
+    return any(_is_free_form(arg) for arg in get_args(annotation))
+
+
+_FREE_FORM: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _free_form_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `model` whose values the NaN walk must look into (found once per model)."""
+    names = _FREE_FORM.get(model)
+    if names is None:
+        names = _FREE_FORM[model] = tuple(
+            name for name, field in model.model_fields.items() if _is_free_form(field.annotation)
+        )
+    return names
+
+
 def utc_now() -> datetime:
     """Aware UTC now; the default for `occurred_at`."""
     return datetime.now(UTC)
@@ -89,10 +114,13 @@ class BaseEvent(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _finite_everywhere(cls, data: Any) -> Any:
-        """pydantic checks float fields; free-form dicts (indicator_values, params) are checked here."""
+        """pydantic checks float fields; free-form ones (indicator_values, params, ...) are checked here."""
         if isinstance(data, Mapping):
             try:
-                reject_non_finite(data)
+                for name in _free_form_fields(cls):
+                    value = data.get(name)
+                    if value:
+                        reject_non_finite(value, name)
             except EventValidationError as exc:
                 raise ValueError(str(exc)) from None
         return data
@@ -113,5 +141,6 @@ class BaseEvent(BaseModel):
         Checked again here: the model is frozen but its nested dicts are not, and JSON mode would
         silently turn a NaN put into them after construction into null.
         """
-        reject_non_finite(self.model_dump())
+        for name in _free_form_fields(type(self)):
+            reject_non_finite(getattr(self, name), name)
         return self.model_dump(mode="json")

@@ -183,7 +183,9 @@ class GroupCommitter:
         start = 0
         for submission in group:
             end = start + len(submission.events)
-            own_ids = {str(event.event_id) for event in submission.events}
-            own_results = {event_id: answer for event_id, answer in results.items() if event_id in own_ids}
+            own_results: dict[str, Any] = {}
+            if results:  # command answers only; trading batches have none
+                own_ids = {str(event.event_id) for event in submission.events}
+                own_results = {event_id: answer for event_id, answer in results.items() if event_id in own_ids}
             _answer(submission, (flags[start:end], own_results))
             start = end
