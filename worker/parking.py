@@ -66,10 +66,14 @@ async def has_parked() -> bool:
     database = get_database()
     if database.parked_hint is not None:
         return database.parked_hint
+    database.parked_hint = await _any_parked()
+    return database.parked_hint
+
+
+async def _any_parked() -> bool:
+    """One read on the read-only engine: no write lock, so the writer is not held up."""
     async with read_session() as session:
-        found = await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
-    database.parked_hint = found
-    return found
+        return await session.scalar(select(ParkedEvent.event_id).limit(1)) is not None
 
 
 async def _retry_one(session: AsyncSession, row: ParkedEvent, park_timeout_s: int) -> str:
@@ -133,6 +137,8 @@ async def retry_parked(park_timeout_s: int, *, due_only: bool, limit: int = 500)
     if due_only:
         query = query.where(ParkedEvent.next_attempt_at <= utc_now())
     outcome = {"applied": 0, "parked": 0, "dead": 0}
+    if get_database().parked_hint is False and not await _any_parked():
+        return outcome  # the scheduled pass every few seconds: nothing to do, and no write transaction for it
     # One transaction (one commit) for the whole pass, a savepoint per event: a pass over hundreds of
     # parked events used to cost a commit each, after every batch, and starved the queue.
     get_database().parked_hint = None  # rows leave the table below, or other processes' rows are seen

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from events import SignalClosed
+from events import BotToggled, SignalClosed
 from worker import close_db, init_db
 from worker.db import Database, get_database
 from worker.parking import has_parked, park, retry_parked
@@ -41,3 +41,19 @@ async def test_parking_sets_the_hint_and_a_retry_pass_makes_it_unknown(database:
     assert outcome["applied"] == 0  # its signal still does not exist
     assert database.parked_hint is None
     assert await has_parked() is True  # read again: the event is still parked
+
+
+async def test_a_scheduled_pass_with_nothing_parked_keeps_the_hint(database: Database) -> None:
+    assert await has_parked() is False
+    assert await retry_parked(600, due_only=True) == {"applied": 0, "parked": 0, "dead": 0}
+    assert database.parked_hint is False
+
+
+async def test_a_scheduled_pass_still_finds_events_parked_by_another_process(database: Database) -> None:
+    assert await has_parked() is False
+    await park(BotToggled(bot_id=99, active=True), "bot missing")  # as another worker would: behind the hint
+    database.parked_hint = False
+
+    outcome = await retry_parked(600, due_only=False)
+
+    assert outcome["parked"] == 1  # tried (its signal still missing), not skipped
