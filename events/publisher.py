@@ -27,6 +27,7 @@ from events.wire import (
     chunked,
     encode_event,
     encode_job,
+    ordered_job_ids,
 )
 
 EventLike = BaseEvent | Mapping[str, Any]
@@ -41,7 +42,8 @@ def default_queue() -> str:
 def prepare_jobs(events: Iterable[EventLike], limits: Limits) -> list[EncodedJob]:
     """Validate and encode events, at most `limits.max_batch` per job. Raises before anything is sent."""
     encoded = (encode_event(parse_event(event).to_wire(), limits) for event in events)
-    return [encode_job(chunk) for chunk in chunked(encoded, limits.max_batch)]
+    job_ids = ordered_job_ids()
+    return [encode_job(chunk, job_id=next(job_ids)) for chunk in chunked(encoded, limits.max_batch)]
 
 
 class _PublisherBase:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count
 from typing import Any
 
 import orjson
@@ -98,7 +99,9 @@ def encode_event(payload: dict[str, Any], limits: Limits) -> bytes:
     return raw
 
 
-def encode_job(encoded_events: Sequence[bytes], *, enqueue_time_ms: int | None = None) -> EncodedJob:
+def encode_job(
+    encoded_events: Sequence[bytes], *, enqueue_time_ms: int | None = None, job_id: str | None = None
+) -> EncodedJob:
     """Wrap encoded events as an arq job: `{"t":null,"f":"apply_events","a":[[...]],"k":{},"et":ms}`."""
     et = int(time.time() * 1000) if enqueue_time_ms is None else enqueue_time_ms
     body = (
@@ -110,7 +113,18 @@ def encode_job(encoded_events: Sequence[bytes], *, enqueue_time_ms: int | None =
         + str(et).encode()
         + b"}"
     )
-    return EncodedJob(job_id=uuid.uuid4().hex, body=body, score=et, size=len(encoded_events))
+    return EncodedJob(job_id=job_id or uuid.uuid4().hex, body=body, score=et, size=len(encoded_events))
+
+
+def ordered_job_ids() -> Iterator[str]:
+    """Job ids for the jobs of one call: unique, and sorting in the order they are made.
+
+    Jobs queued in the same millisecond have the same score, and Redis orders equal scores by
+    member: with these ids the jobs of one `publish_many` are started in the order of its events.
+    """
+    prefix = uuid.uuid4().hex[:24]
+    for index in count():
+        yield f"{prefix}{index:08x}"
 
 
 def chunked(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:

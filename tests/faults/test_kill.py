@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 
 import pytest
 
@@ -92,7 +93,10 @@ def test_kill_9_at_random_points_while_a_stream_flows(rig: Rig) -> None:
     assert after_commit_exits >= 1, "no run died right after its COMMIT"
     assert before_commit_exits >= 1, "no run died right before its COMMIT"
 
+    with closing(rig.redis.client()) as client:  # a killed run's health key would say "ready" too early
+        client.delete(worker.queue + ":health-check")
     worker.start()
+    assert worker.wait_ready(rig.redis)  # SIGTERM before the handlers are installed would just kill it
     rig.drain(ids, timeout=120, worker=worker)
     check_invariants(rig.db_path, ids)
     check_outcome(rig.db_path, builder)

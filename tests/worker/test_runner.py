@@ -12,25 +12,53 @@ from worker.config import Config
 from worker.runner import KomasWorker, build_worker
 
 
-async def test_jobs_running_here_are_not_checked_again_in_redis(monkeypatch: pytest.MonkeyPatch) -> None:
-    offered: list[bytes] = []
+async def test_jobs_running_here_are_skipped_and_new_ones_claimed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    claimed: list[str] = []
+    started: list[tuple[str, int]] = []
 
-    async def arqs_own(self: Worker, job_ids: list[bytes]) -> None:
-        offered.extend(job_ids)
+    async def claim(keys: list[str], args: list[Any]) -> Any:
+        claimed.append(args[0])
+        return b"1700000000000" if args[0] != "taken" else 0  # "taken": running in another worker
 
-    monkeypatch.setattr(Worker, "start_jobs", arqs_own)
+    async def run_job(self: Worker, job_id: str, score: int) -> None:
+        started.append((job_id, score))
+
+    monkeypatch.setattr(KomasWorker, "run_job", run_job)
     worker = build_worker(Config(queue="komas:test:runner"), burst=True)
     assert isinstance(worker, KomasWorker)
-    loop = asyncio.get_running_loop()
-    running: asyncio.Future[Any] = loop.create_future()
-    finished: asyncio.Future[Any] = loop.create_future()
-    finished.set_result(None)
-    worker.tasks.update({"running": running, "finished": finished})  # type: ignore[dict-item]
+    worker._claim = claim  # type: ignore[assignment]
+    running: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    worker.tasks["running"] = running  # type: ignore[assignment]
 
-    await worker.start_jobs([b"running", b"finished", b"new"])
+    await worker.start_jobs([b"running", b"taken", b"new"])
+    await asyncio.gather(*(task for job_id, task in worker.tasks.items() if job_id != "running"))
 
-    assert offered == [b"finished", b"new"]  # a finished one may still be queued: arq decides
+    assert claimed == ["taken", "new"]  # no round trip for the job running here
+    assert started == [("new", 1700000000000)]
+    assert worker.job_counter == 0  # the refused claim gave its slot back; the started job finished
     running.cancel()
+
+
+async def test_the_claim_script_takes_a_due_job_once(redis_url: str, queue_name: str) -> None:
+    """Against real Redis: claimed when due and free; not when running, not yet due, or gone."""
+    from redis.asyncio import Redis
+
+    from worker.runner import CLAIM_JOB
+
+    redis = Redis.from_url(redis_url)
+    try:
+        claim = redis.register_script(CLAIM_JOB)
+        lock = f"arq:in-progress:{queue_name}:job"
+        await redis.zadd(queue_name, {"due": 1000, "later": 10**13})
+        args = {"keys": [lock, queue_name]}
+        assert await claim(args=["due", 2000, 5000], **args) == b"1000"
+        assert await redis.pttl(lock) > 0
+        assert await claim(args=["due", 2000, 5000], **args) == 0  # locked now
+        assert await claim(args=["later", 2000, 5000], keys=[lock + "2", queue_name]) == 0  # not due
+        assert await claim(args=["gone", 2000, 5000], keys=[lock + "3", queue_name]) == 0  # not queued
+    finally:
+        await redis.delete(queue_name, f"arq:in-progress:{queue_name}:job")
+        await redis.aclose()
 
 
 def test_worker_options_follow_the_configuration() -> None:

@@ -14,6 +14,7 @@ import typer
 from worker.cli._common import fail, setup_logging
 from worker.config import get_config
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 HOST_OPTION = typer.Option(None, "--host", help="Interface to listen on (default KOMAS_API_HOST, 127.0.0.1).")
 PORT_OPTION = typer.Option(None, "--port", help="Port to listen on (default KOMAS_API_PORT, 8000).")
 
@@ -25,12 +26,18 @@ def worker(
 
     Example: [bold]KOMAS_REDIS_URL=redis://127.0.0.1:6379/0 komas worker[/bold]
     """
-    setup_logging()
-    config = get_config()
-    typer.echo(f"komas worker: queue {config.queue!r}, database {config.database_url}", err=True)
-    from worker.runner import run_forever
+    requested: list[int] = []  # a stop asked for while starting (imports take a second)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: requested.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        setup_logging()
+        config = get_config()
+        typer.echo(f"komas worker: queue {config.queue!r}, database {config.database_url}", err=True)
+        from worker.runner import run_forever
 
-    asyncio.run(run_forever(config, burst=burst))
+        asyncio.run(run_forever(config, burst=burst, stop_requested=lambda: bool(requested)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def up(

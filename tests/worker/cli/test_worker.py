@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,3 +89,32 @@ def test_the_sample_file_applies_in_order(komas: Komas) -> None:
     again = read(komas, lambda: BotManager.get(1))
     assert again is not None
     assert again.total_signals == 1
+
+
+def test_sigterm_while_the_worker_starts_is_a_clean_exit(redis_url: str, queue_name: str, tmp_path: Path) -> None:
+    """A stop asked for before the worker's own handlers are in place still ends with exit code 0.
+
+    The signal goes right after the first line the command prints, while it imports and starts
+    the worker (the interpreter's own start-up, before any of our code, is not covered).
+    """
+    env = {
+        **os.environ,
+        "KOMAS_REDIS_URL": redis_url,
+        "KOMAS_QUEUE": queue_name,
+        "KOMAS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/komas.db",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from worker.cli import main; main()", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline().decode()
+        assert first.startswith("komas worker:"), first
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, rest.decode()[-2000:]
