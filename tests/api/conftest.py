@@ -78,6 +78,16 @@ class RunningWorker:
     task: asyncio.Task[None]
 
 
+async def stop_gracefully(arq_worker: Worker, task: asyncio.Task[Any]) -> None:
+    """Stop taking jobs and let the running ones finish: `close()` alone would cancel them mid-commit."""
+    arq_worker.allow_pick_jobs = False
+    await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await arq_worker.close()
+
+
 @contextlib.asynccontextmanager
 async def run_worker(config: Config) -> AsyncIterator[RunningWorker]:
     """The worker `komas worker` runs, as a task of this event loop, until the block ends."""
@@ -86,13 +96,7 @@ async def run_worker(config: Config) -> AsyncIterator[RunningWorker]:
     try:
         yield RunningWorker(arq_worker, task)
     finally:
-        # Stop taking jobs and let the running ones finish: `close()` would cancel them mid-commit.
-        arq_worker.allow_pick_jobs = False
-        await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await arq_worker.close()
+        await stop_gracefully(arq_worker, task)
         await close_db()
         assert arq_worker.jobs_failed == 0
 

@@ -7,7 +7,6 @@ worker answering the writes from a thread, so generated writes reach the 201/404
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
 
-from tests.api.conftest import AUTH, TOKEN, migrate
+from tests.api.conftest import AUTH, TOKEN, migrate, stop_gracefully
 from worker.api import create_app
 from worker.config import Config
 from worker.runner import build_worker
@@ -49,12 +48,7 @@ class WorkerThread:
         task = asyncio.create_task(arq_worker.main())
         self.started.set()
         await asyncio.to_thread(self.stopped.wait)
-        arq_worker.allow_pick_jobs = False
-        await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await arq_worker.close()
+        await stop_gracefully(arq_worker, task)
 
     def __enter__(self) -> WorkerThread:
         self.thread.start()
