@@ -7,6 +7,7 @@ one JSON document under `arq:job:<job_id>`, the job id added to the sorted set n
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -29,8 +30,36 @@ DEFAULT_MAX_BATCH = 1000
 
 
 def dumps(value: Any) -> bytes:
-    """Strict JSON (no NaN), compact, UTF-8: the only serializer on both sides of the queue."""
+    """Strict JSON (no NaN), compact, UTF-8: the only serializer on both sides of the queue.
+
+    orjson when the value holds no NaN or infinity (it would write them as null); the standard
+    library otherwise, and for what orjson cannot encode, so refusals stay as they were.
+    """
+    if _finite(value):
+        try:
+            return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            pass
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in `value` (strings and integers cost one type test)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list | tuple):  # subclasses too: orjson writes them as their base type
+        items = value
+    else:
+        return True
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if not _finite(item):
+            return False
+    return True
 
 
 def loads(data: bytes | str) -> Any:
@@ -48,8 +77,8 @@ def loads(data: bytes | str) -> Any:
 def encoded_size(value: Any) -> int:
     """Bytes of `value` as compact JSON, cheaply (the worker measures every event it receives).
 
-    orjson writes UTF-8 where `dumps` escapes to ASCII, so this is never more than the publisher
-    measured: what a publisher accepted, the worker accepts.
+    The bytes `dumps` writes for a finite value (both orjson), without its NaN walk: a NaN is
+    refused by validation right after, with a message naming the field.
     """
     try:
         return len(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
