@@ -146,14 +146,28 @@ def encode_job(
 
 
 def ordered_job_ids() -> Iterator[str]:
-    """Job ids for the jobs of one call: unique, and sorting in the order they are made.
+    """Job ids that sort in the order they are made, within this process, and are unique.
 
     Jobs queued in the same millisecond have the same score, and Redis orders equal scores by
-    member: with these ids the jobs of one `publish_many` are started in the order of its events.
+    member: with these ids the jobs of a producer start in the order it published them (also
+    across `publish_many` calls). A process prefix, made again after a fork (process pools), and
+    a random tail keep ids unique between processes.
     """
-    prefix = uuid.uuid4().hex[:24]
-    for index in count():
-        yield f"{prefix}{index:08x}"
+    while True:
+        yield f"{_process_prefix()}{next(_JOB_COUNTER):016x}{uuid.uuid4().hex[:8]}"
+
+
+_JOB_COUNTER = count()
+_PREFIX: dict[int, str] = {}
+
+
+def _process_prefix() -> str:
+    pid = os.getpid()
+    prefix = _PREFIX.get(pid)
+    if prefix is None:
+        _PREFIX.clear()
+        prefix = _PREFIX[pid] = uuid.uuid4().hex[:16]
+    return prefix
 
 
 def chunked(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
