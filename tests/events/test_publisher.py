@@ -139,8 +139,8 @@ async def test_publish_writes_one_arq_job_and_one_queue_entry(make: Factory) -> 
     job_id = await harness.publish(event)
     after_ms = int(time.time() * 1000)
 
-    assert len(job_id) == 32
-    int(job_id, 16)  # a hex uuid
+    assert len(job_id) == 40
+    int(job_id, 16)  # hex: process prefix, sequence, random tail (see `ordered_job_ids`)
     keys = {key.decode() for key in harness.view.keys("*")}
     assert keys == {QUEUE, f"arq:job:{job_id}"}
 
