@@ -7,7 +7,6 @@ one JSON document under `arq:job:<job_id>`, the job id added to the sorted set n
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from events.envelope import reject_non_finite
 from events.errors import EventValidationError
 
 DEFAULT_QUEUE = "komas:events"
@@ -35,31 +35,11 @@ def dumps(value: Any) -> bytes:
     orjson when the value holds no NaN or infinity (it would write them as null); the standard
     library otherwise, and for what orjson cannot encode, so refusals stay as they were.
     """
-    if _finite(value):
-        try:
-            return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:
-            pass
-    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
-
-
-def _finite(value: Any) -> bool:
-    """No NaN or infinity anywhere in `value` (strings and integers cost one type test)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        items: Any = value.values()
-    elif isinstance(value, list | tuple):  # subclasses too: orjson writes them as their base type
-        items = value
-    else:
-        return True
-    for item in items:
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue
-        if not _finite(item):
-            return False
-    return True
+    try:
+        reject_non_finite(value)
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (EventValidationError, TypeError):  # NaN somewhere (refused below), or an integer orjson cannot write
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
 
 
 def loads(data: bytes | str) -> Any:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -27,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from events.envelope import reject_non_finite
 from worker.config import get_config
+from worker.fast_sql import json_text
 
 if TYPE_CHECKING:
     from worker.sqlite_writer import SQLiteWriter
@@ -36,18 +35,10 @@ READER_PRAGMAS = ("foreign_keys=ON", "query_only=ON")
 
 
 def json_serializer(value: Any) -> str:
-    """JSON columns: orjson on the hot path (signal inserts carry two JSON columns each), strict fallback.
-
-    NaN and infinity are refused (ValueError naming where), as the standard library would; what
-    orjson cannot encode (integers beyond 64 bits) the standard library does.
-    """
-    if not value and type(value) in (dict, list):  # most indicator maps and take-profit lists are empty
-        return "{}" if type(value) is dict else "[]"
-    reject_non_finite(value)  # orjson would write NaN as null without a word
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, allow_nan=False)
+    """JSON columns: `fast_sql.json_text` (orjson), with NaN and infinity refused (ValueError naming
+    where), as the standard library would refuse them; orjson would write null without a word."""
+    reject_non_finite(value)
+    return json_text(value)
 
 
 class DatabaseNotInitialized(RuntimeError):

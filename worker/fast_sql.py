@@ -9,6 +9,7 @@ by `json_each`. Other databases (PostgreSQL) take the ordinary Core statements.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -31,11 +32,16 @@ def sqlite_datetime(value: datetime) -> str:
     return text if value.microsecond else text + ".000000"
 
 
-def trusted_json(value: Any) -> str:
-    """JSON of a validated event's field: no NaN check (validation refused them), empty ones for free."""
-    if not value and type(value) in (dict, list):
+def json_text(value: Any) -> str:
+    """What a JSON column stores: orjson, and the standard library for what orjson cannot encode
+    (integers beyond 64 bits). No NaN check: `db.json_serializer` adds it; the set-based inserts
+    write validated events, which cannot hold NaN."""
+    if not value and type(value) in (dict, list):  # most indicator maps and take-profit lists are empty
         return "{}" if type(value) is dict else "[]"
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, allow_nan=False)
 
 
 def _converter(table: Table, name: str) -> Callable[[Any], Any] | None:
@@ -43,15 +49,15 @@ def _converter(table: Table, name: str) -> Callable[[Any], Any] | None:
     if isinstance(column_type, UTCDateTime):
         return sqlite_datetime
     if isinstance(column_type, JSON):
-        return trusted_json
+        return json_text
     return None
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT `rows` (dicts with the same keys, every value given: no column defaults are applied).
 
-    For the set-based appliers, whose values come from validated events: JSON is written by orjson
-    without the NaN check of `json_serializer`.
+    For the set-based appliers, whose values come from validated events: JSON is written by
+    `json_text`, without the NaN check of `db.json_serializer`.
     """
     if not rows:
         return

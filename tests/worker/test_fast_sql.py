@@ -29,7 +29,7 @@ def _row(event_id: str, created_at: datetime) -> dict[str, Any]:
         "max_drawdown_percent": 3.25,
         "sharpe_ratio": 1.5,
         "total_trades": 40,
-        "params": {"tp": [1, 2.5], "name": "é", "nested": {"on": True}},
+        "params": {"tp": [1, 2.5], "name": "é", "nested": {"on": True}, "huge": 2**70},  # beyond orjson
         "created_at": created_at,
     }
 
