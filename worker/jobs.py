@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from arq import Retry
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -324,9 +323,7 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attemp
 async def _applied_ids(event_ids: list[str | None]) -> set[str]:
     wanted = [event_id for event_id in event_ids if event_id]
     async with transaction() as session:
-        return set(
-            (await session.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(wanted)))).all()
-        )
+        return await session.run_sync(_on_connection, known_ids, wanted, parked_too=False)
 
 
 async def dead_letter_job(ctx: dict[str, Any], raw: str, reason: str) -> dict[str, Any]:

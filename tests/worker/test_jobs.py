@@ -307,6 +307,23 @@ def test_runs_group_trading_events_by_type_but_keep_commands_in_place() -> None:
 # --- invalid input -------------------------------------------------------------------------------
 
 
+async def test_an_unexpected_error_dead_letters_only_the_events_not_applied_yet(
+    bot_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier, later = created(bot_id, "earlier"), created(bot_id, "later")
+    await apply_events(CTX, wire(earlier))
+
+    async def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(worker.jobs, "apply_isolating", broken)
+    result = await apply_events(CTX, wire(earlier, later))
+
+    assert [letter["event_id"] for letter in result["dead_letters"]] == ids(later)
+    assert "unexpected error: RuntimeError: boom" in result["dead_letters"][0]["reason"]
+    assert await count(DeadLetter) == 1
+
+
 async def test_invalid_payloads_are_dead_lettered_and_the_valid_ones_apply(bot_id: int) -> None:
     good = created(bot_id, "ok")
     wrong_bot_id = {**created(bot_id, "w1").to_wire(), "bot_id": "abc"}
