@@ -101,7 +101,8 @@ def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
+def existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
+    """The given values that `column` holds: one query per chunk, the list as one parameter."""
     wanted = list(set(values))
     dialect = connection.dialect.name
     query = prebuilt((str(column), dialect), lambda: select(column).where(among(column, dialect)))
@@ -113,12 +114,12 @@ def _existing(connection: Connection, column: Any, values: Iterable[Any]) -> set
 
 def _check_new_signals(connection: Connection, events: Sequence[SignalCreated]) -> None:
     """Raise what the managers would: a missing bot, or a uid taken (in the batch or already stored)."""
-    present = _existing(connection, Bot.id, (event.bot_id for event in events))
+    present = existing(connection, Bot.id, (event.bot_id for event in events))
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")
     _check_uids_unique(events)
-    taken = _existing(connection, Signal.uid, [event.signal_uid for event in events])
+    taken = existing(connection, Signal.uid, [event.signal_uid for event in events])
     if taken:
         raise DuplicateError(f"a signal with uid {sorted(taken)[0]!r} already exists")
 
@@ -233,7 +234,7 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
 
 
 def record_backtests(connection: Connection, events: Sequence[BacktestFinished]) -> None:
-    present = _existing(connection, Preset.id, (event.preset_id for event in events))
+    present = existing(connection, Preset.id, (event.preset_id for event in events))
     for event in events:
         if event.preset_id not in present:
             raise MissingDependencyError(f"preset {event.preset_id} does not exist")
@@ -278,7 +279,7 @@ def record_backtests(connection: Connection, events: Sequence[BacktestFinished])
 
 
 def toggle_bots(connection: Connection, events: Sequence[BotToggled]) -> None:
-    present = _existing(connection, Bot.id, (event.bot_id for event in events))
+    present = existing(connection, Bot.id, (event.bot_id for event in events))
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from events import parse_event
 from events.catalogue import BaseEvent
 from events.wire import dumps, loads
+from worker.bulk import existing
 from worker.db import get_database, read_session, transaction
 from worker.errors import MissingDependencyError
 from worker.faults import describe, is_event_fault
@@ -123,11 +124,7 @@ async def _closes_of_existing_signals(session: AsyncSession, rows: list[ParkedEv
     uids = {row.event_id: loads(row.payload).get("signal_uid") for row in rows if row.event_type == "signal.closed"}
     if not uids:
         return rows
-    wanted = list(set(uids.values()))
-    present: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        present.update((await session.scalars(select(Signal.uid).where(Signal.uid.in_(chunk)))).all())
+    present = await session.run_sync(lambda sync: existing(sync.connection(), Signal.uid, uids.values()))
     return [row for row in rows if row.event_id not in uids or uids[row.event_id] in present]
 
 
