@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from worker.heartbeat import job_lock_heartbeat
@@ -27,3 +29,31 @@ async def test_without_arq_context_it_is_a_no_op() -> None:
     async with job_lock_heartbeat({}, lock_ttl_s=3):
         entered = True
     assert entered
+
+
+async def test_the_scheduled_retry_of_parked_events_holds_its_lock_too(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long pass is not picked up a second time: its short lock is shortened and renewed like any job's."""
+    import worker.jobs
+    from worker.config import Config
+
+    client = aioredis.Redis.from_url(redis_url)
+    job_id = uuid.uuid4().hex
+    key = f"arq:in-progress:{job_id}"
+    seen: list[int] = []
+
+    async def slow_pass(*_args: Any, **_kwargs: Any) -> dict[str, int]:
+        seen.append(await client.pttl(key))
+        return {"applied": 0, "parked": 0, "dead": 0}
+
+    monkeypatch.setattr(worker.jobs, "retry_parked", slow_pass)
+    try:
+        await client.psetex(key, 70_000, b"1")  # arq's lock for the cron job: its timeout + 10 s
+        ctx = {"redis": client, "job_id": job_id, "config": Config(lock_ttl_s=3)}
+        await worker.jobs.retry_parked_job(ctx)
+    finally:
+        await client.delete(key)
+        await client.aclose()
+    assert len(seen) == 1
+    assert 0 < seen[0] <= 3000
