@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -21,13 +22,13 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from redis.commands.core import AsyncScript
 
-from events.wire import dumps
 from worker.config import Config, get_config
 from worker.db import close_db, init_db
 from worker.group_commit import GroupCommitter
 from worker.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.ops import dlq_drop, dlq_replay
 from worker.poison import tolerant_deserializer
+from worker.results import worker_dumps
 
 log = logging.getLogger("komas.worker")
 
@@ -53,6 +54,29 @@ async def startup(ctx: dict[str, Any]) -> None:
     committer = GroupCommitter(apply_in_transaction)
     committer.start()
     ctx["committer"] = committer
+    tune_gc()
+
+
+#: Collections of the youngest generation every this many net allocations (Python's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections while jobs run.
+
+    A batch of a thousand events makes tens of thousands of short-lived objects (decoded JSON,
+    models, rows); with Python's defaults that triggered collections which also scanned the
+    hundreds of thousands of long-lived objects of the imported libraries, and took about a fifth
+    of the worker's time on big batches. Those are frozen out of collection once, at start-up,
+    and the youngest generation is collected less often. Memory use stays flat: almost all of
+    this garbage is freed by reference counting, not by the collector.
+    """
+    young, middle, oldest = gc.get_threshold()
+    if young >= GC_YOUNG_THRESHOLD:  # once per process: the supervisor builds a new worker after an outage
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -73,7 +97,7 @@ def worker_options(config: Config) -> dict[str, Any]:
         "cron_jobs": cron_jobs(),
         "queue_name": config.queue,
         "redis_settings": RedisSettings.from_dsn(config.redis_url),
-        "job_serializer": dumps,
+        "job_serializer": worker_dumps,
         "job_deserializer": tolerant_deserializer(_function_names()),
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -205,7 +229,7 @@ class WorkerSettings:
 
     functions: ClassVar[list[Any]] = FUNCTIONS
     cron_jobs: ClassVar[list[Any]] = CRON_JOBS
-    job_serializer = staticmethod(dumps)
+    job_serializer = staticmethod(worker_dumps)
     job_deserializer = staticmethod(tolerant_deserializer(_function_names()))
     on_startup = staticmethod(startup)
     on_shutdown = staticmethod(shutdown)

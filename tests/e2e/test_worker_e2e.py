@@ -198,6 +198,9 @@ async def test_signals_published_appear_in_the_signals_table(e2e: E2E) -> None:
     assert arq_worker.jobs_complete >= 2
     for job_id, event in zip(job_ids, (first, second), strict=True):
         assert (await e2e.result(job_id))["applied_ids"] == ids(event)
+        info = await Job(job_id, e2e.pool, _queue_name=e2e.queue, _deserializer=loads).result_info()
+        assert info is not None
+        assert not info.args  # Redis does not keep the events again for an hour
     signal = await SignalManager.get_by_uid("alpha:1")
     assert signal is not None
     assert (signal.bot_id, signal.symbol, signal.timeframe, signal.direction) == (bot_id, "ETHUSDT", "4h", "short")

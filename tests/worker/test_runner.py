@@ -67,3 +67,21 @@ def test_worker_options_follow_the_configuration() -> None:
     assert (worker.queue_name, worker.max_jobs, worker.poll_delay_s) == ("q", 7, 0.02)
     assert worker.in_progress_timeout_s == 6  # a killed worker's job runs again after the short lock
     assert worker.log_results is False
+
+
+def test_gc_is_tuned_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from worker.runner import GC_YOUNG_THRESHOLD, tune_gc
+
+    freezes: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))  # freezing the test process would be permanent
+    original = gc.get_threshold()
+    gc.set_threshold(700, *original[1:])
+    try:
+        tune_gc()
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *original[1:])
+        assert freezes == [1]
+    finally:
+        gc.set_threshold(*original)
