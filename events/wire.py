@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from events.envelope import reject_non_finite
+from events.envelope import BaseEvent, reject_non_finite
 from events.errors import EventValidationError
 
 DEFAULT_QUEUE = "komas:events"
@@ -94,15 +94,17 @@ class EncodedJob:
     size: int
 
 
-def encode_event(payload: dict[str, Any], limits: Limits) -> bytes:
+def encode_event(event: BaseEvent, limits: Limits) -> bytes:
     """Serialize one event and enforce the size limit."""
     try:
-        raw = dumps(payload)
-    except ValueError as exc:
-        raise EventValidationError(f"event {payload.get('event_id')}: not valid JSON ({exc})") from None
+        raw = event.to_json()
+    except EventValidationError as exc:
+        raise EventValidationError(f"event {event.event_id}: {exc}") from None
+    except ValueError as exc:  # pydantic cannot write a value held in a free-form field
+        raise EventValidationError(f"event {event.event_id}: not valid JSON ({exc})") from None
     if len(raw) > limits.max_event_bytes:
         raise EventValidationError(
-            f"event {payload.get('event_id')}: {len(raw)} bytes exceeds the limit of "
+            f"event {event.event_id}: {len(raw)} bytes exceeds the limit of "
             f"{limits.max_event_bytes} bytes (KOMAS_MAX_EVENT_BYTES)"
         )
     return raw

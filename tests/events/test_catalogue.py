@@ -186,6 +186,29 @@ def test_json_round_trip_gives_an_equal_event(name: str) -> None:
     assert again.occurred_at == original.occurred_at
 
 
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_to_json_writes_the_bytes_dumps_writes_of_to_wire(name: str) -> None:
+    payload, _ = EXAMPLES[name]
+    event = parse_event(payload)
+    assert event.to_json() == dumps(event.to_wire())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e16, 1e-7, 0.1, -0.0, 5.0, 1e300, 2.2250738585072014e-308, 2**70, -(2**64), "é✓\u2028\x00\"\\", [1, {"a": []}]],
+)
+def test_to_json_writes_free_form_values_as_dumps_does(value: Any) -> None:
+    event = SignalCreated(**{**SIGNAL_CREATED, "indicator_values": {"v": value}})
+    assert event.to_json() == dumps(event.to_wire())
+
+
+def test_to_json_refuses_nan_put_into_a_free_form_dict_after_construction() -> None:
+    event = SignalCreated(**{**SIGNAL_CREATED, "indicator_values": {"rsi": 1.0}})
+    event.indicator_values["rsi"] = math.nan  # frozen model, mutable dict
+    with pytest.raises(EventValidationError, match=re.escape("indicator_values.rsi")):
+        event.to_json()
+
+
 def test_round_trip_keeps_a_non_utc_time_as_the_same_instant() -> None:
     original = SignalClosed(
         signal_uid="x",

@@ -33,7 +33,7 @@ def _limits() -> Limits:
 def _validate(payload: Any, limits: Limits) -> BaseEvent:
     """Everything the publisher would refuse, refused before anything is sent (size included)."""
     event = parse_event(payload)
-    encode_event(event.to_wire(), limits)
+    encode_event(event, limits)
     return event
 
 
