@@ -9,7 +9,7 @@ import pytest
 from arq import Worker
 
 from worker.config import Config
-from worker.runner import KomasWorker, build_worker
+from worker.runner import BUSY_POLL_DELAY_S, KomasWorker, build_worker
 
 
 async def test_jobs_running_here_are_skipped_and_new_ones_claimed_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +64,9 @@ async def test_the_claim_script_takes_a_due_job_once(redis_url: str, queue_name:
 def test_worker_options_follow_the_configuration() -> None:
     config = Config(queue="q", max_jobs=7, poll_delay_s=0.02, lock_ttl_s=6)
     worker = build_worker(config, burst=True)
-    assert (worker.queue_name, worker.max_jobs, worker.poll_delay_s) == ("q", 7, 0.02)
+    assert isinstance(worker, KomasWorker)
+    assert (worker.queue_name, worker.max_jobs) == ("q", 7)
+    assert (worker.poll_delay_s, worker.idle_poll_delay_s) == (BUSY_POLL_DELAY_S, 0.02)
     assert worker.in_progress_timeout_s == 6  # a killed worker's job runs again after the short lock
     assert worker.log_results is False
 
@@ -85,3 +87,23 @@ def test_gc_is_tuned_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
         assert freezes == [1]
     finally:
         gc.set_threshold(*original)
+
+
+async def test_the_pause_between_polls_grows_while_idle_and_short_while_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    arrivals = iter([0, 0, 0, 0, 0, 0, 1, 0])  # jobs found by each poll
+
+    async def poll_once(self: Worker) -> None:
+        self.jobs_complete += next(arrivals)
+
+    async def sleep(delay: float) -> None:
+        pauses.append(round(delay, 4))
+
+    monkeypatch.setattr(Worker, "_poll_iteration", poll_once)
+    worker = build_worker(Config(queue="komas:test:poll", poll_delay_s=0.05), burst=True)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    for _ in range(8):
+        await worker._poll_iteration()
+
+    # Extra pause on top of arq's 2 ms: doubling while idle, capped at the idle delay; none after a job started.
+    assert pauses == [0.002, 0.006, 0.014, 0.03, 0.048, 0.048, 0.002]
