@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Any, TypeVar
@@ -341,37 +342,47 @@ def _known_query(dialect: str, parked_too: bool) -> Any:
     return query
 
 
-def split_fresh(
-    connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool
-) -> tuple[list[bool], list[BaseEvent]]:
-    """For each event whether it is new (False: applied or parked before, or earlier in the batch), and the new ones."""
+@dataclass
+class Fresh:
+    """What `split_fresh` found: per event whether it is new, and the new events with their ids as text."""
+
+    flags: list[bool]
+    events: list[BaseEvent]
+    ids: list[str]
+
+
+def split_fresh(connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool) -> Fresh:
+    """Tell new events from those applied or parked before, or earlier in the batch."""
     ids = [str(event.event_id) for event in events]
     done = known_ids(connection, list(set(ids)), parked_too=parked_too)
-    flags: list[bool] = []
-    fresh: list[BaseEvent] = []
+    fresh = Fresh([], [], [])
     for event, event_id in zip(events, ids, strict=True):
         is_new = event_id not in done
-        flags.append(is_new)
+        fresh.flags.append(is_new)
         if is_new:
             done.add(event_id)
-            fresh.append(event)
-    return flags, fresh
+            fresh.events.append(event)
+            fresh.ids.append(event_id)
+    return fresh
 
 
-def record_processed(connection: Connection, events: Sequence[BaseEvent]) -> None:
-    """The inbox rows that make a second delivery of these events a no-op."""
+def record_processed(connection: Connection, events: Sequence[BaseEvent], ids: Sequence[str]) -> None:
+    """The inbox rows that make a second delivery of these events (ids as text, in order) a no-op."""
     now = utc_now()
     insert_rows(
         connection,
         processed_events,
-        [{"event_id": str(event.event_id), "event_type": event.type, "applied_at": now} for event in events],
+        [
+            {"event_id": event_id, "event_type": event.type, "applied_at": now}
+            for event, event_id in zip(events, ids, strict=True)
+        ],
     )
 
 
 def apply_trading(connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool) -> list[bool]:
     """A batch of trading events only, in the caller's transaction: new ones applied and recorded."""
-    flags, fresh = split_fresh(connection, events, parked_too=parked_too)
-    for event_type, run in runs(fresh):
+    fresh = split_fresh(connection, events, parked_too=parked_too)
+    for event_type, run in runs(fresh.events):
         BULK_APPLIERS[event_type](connection, run)
-    record_processed(connection, fresh)
-    return flags
+    record_processed(connection, fresh.events, fresh.ids)
+    return fresh.flags

@@ -28,8 +28,7 @@ def sqlite_datetime(value: datetime) -> str:
     """What `UTCDateTime` stores on SQLite: naive UTC, microseconds always written."""
     if value.tzinfo is not UTC:  # events arrive in UTC already; others pay for the conversion
         value = value.astimezone(UTC)
-    text = value.replace(tzinfo=None).isoformat(" ")
-    return text if value.microsecond else text + ".000000"
+    return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
 
 
 def json_text(value: Any) -> str:
@@ -73,11 +72,18 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     converted = [(index, convert) for index, name in enumerate(names) if (convert := _converter(table, name))]
     parameters: list[Any] = []
+    last: dict[int, tuple[Any, Any]] = {}  # per column: the last value converted, and what it became
     for row in rows:
         values = list(values_of(row))
         for index, convert in converted:
-            if values[index] is not None:
-                values[index] = convert(values[index])
+            value = values[index]
+            if value is None:
+                continue
+            before, after = last.get(index, (None, None))
+            if value is not before:  # a batch's rows often share one object (its `now`)
+                after = convert(value)
+                last[index] = (value, after)
+            values[index] = after
         parameters.append(tuple(values))
     connection.exec_driver_sql(sql, parameters)
 

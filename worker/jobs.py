@@ -133,8 +133,8 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
         return flags, {}
     results: dict[str, Any] = {}
     async with transaction() as session:
-        flags, fresh = await session.run_sync(_on_connection, split_fresh, events, parked_too=parked_too)
-        for event_type, run in runs(fresh):
+        fresh = await session.run_sync(_on_connection, split_fresh, events, parked_too=parked_too)
+        for event_type, run in runs(fresh.events):
             bulk = BULK_APPLIERS.get(event_type)
             if bulk is not None:
                 await session.run_sync(_on_connection, bulk, run)
@@ -144,11 +144,11 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
                 result = await handle(event)
                 if result is not None:
                     results[str(event.event_id)] = result
-        if fresh:
-            await session.run_sync(_on_connection, record_processed, fresh)
+        if fresh.events:
+            await session.run_sync(_on_connection, record_processed, fresh.events, fresh.ids)
         failpoint("before_commit")
     failpoint("after_commit")
-    return flags, results
+    return fresh.flags, results
 
 
 async def apply_all(events: list[BaseEvent], report: BatchReport, committer: GroupCommitter | None = None) -> None:

@@ -72,6 +72,29 @@ async def test_insert_rows_stores_what_core_stores(db: Database) -> None:
         assert stored == [("2026-03-04 05:06:07.000890",)] * 2
 
 
+async def test_rows_sharing_a_value_and_rows_not_each_store_their_own(sqlite_url: str) -> None:
+    """insert_rows converts a value shared by consecutive rows once; every row still gets its own."""
+    first, second = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, 0, 0, 0, 5, tzinfo=UTC)
+    times = [first, first, second, first, second, datetime(2026, 1, 2, 0, 0, 0, 5, tzinfo=UTC)]
+    database = Database(sqlite_url)
+    await database.ensure_schema()
+    try:
+        async with database.write_sessions() as session, session.begin():
+            session.add(Preset(name="p", indicator_type="trg", settings={}))
+            await session.flush()
+            rows = [_row(f"e{number}", at) for number, at in enumerate(times)]
+            await session.run_sync(lambda sync: insert_rows(sync.connection(), backtest_results, rows))
+    finally:
+        await database.dispose()
+    path = make_url(sqlite_url).database
+    assert path is not None
+    with sqlite3.connect(path) as plain:
+        stored = [row[0] for row in plain.execute("SELECT created_at FROM backtest_results ORDER BY event_id")]
+    assert stored == [sqlite_datetime(at) for at in times]
+    assert stored[1] == "2026-01-01 00:00:00.000000"
+    assert stored[2] == "2026-01-02 00:00:00.000005"
+
+
 @pytest.mark.parametrize("values", [[1, 3], ["a", "c"], []], ids=["ints", "strings", "empty"])
 async def test_among_selects_like_in(db: Database, values: list[Any]) -> None:
     try:
