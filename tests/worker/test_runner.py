@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from arq import Worker
+from arq.connections import ArqRedis
 
 from worker.config import Config
 from worker.runner import BUSY_POLL_DELAY_S, KomasWorker, build_worker
@@ -107,3 +108,57 @@ async def test_the_pause_between_polls_grows_while_idle_and_short_while_busy(mon
 
     # Extra pause on top of arq's 2 ms: doubling while idle, capped at the idle delay; none after a job started.
     assert pauses == [0.002, 0.006, 0.014, 0.03, 0.048, 0.048, 0.002]
+
+
+async def noop(ctx: dict[str, Any]) -> None:
+    """A function for workers built only to call their finish_job."""
+
+
+FINISHES = {
+    "done, result kept an hour": (True, b'{"r":1}', 3600.0, False, None, None),
+    "done, result kept forever": (True, b'{"r":1}', 3600.0, True, None, None),
+    "done, no result": (True, None, 3600.0, False, None, None),
+    "cron job: lock kept": (True, b'{"r":1}', 3600.0, False, None, 60.0),
+    "retry later": (False, None, 3600.0, False, 5000, None),
+    "cancelled, run again": (False, None, 3600.0, False, None, None),
+}
+
+
+@pytest.mark.parametrize("finish", list(FINISHES.values()), ids=list(FINISHES))
+async def test_finishing_a_job_writes_what_arq_writes(redis_url: str, queue_name: str, finish: tuple[Any, ...]) -> None:
+    """Our one-script finish against arq's own transaction, on real Redis: the same keys, values and expiries."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+
+    async def state(job_id: str) -> dict[str, Any]:
+        keys = [f"arq:{kind}:{job_id}" for kind in ("in-progress", "result", "retry", "job")]
+        found: dict[str, Any] = {}
+        for key in keys:
+            ttl = await redis.pttl(key)
+            found[key.replace(job_id, "ID")] = (await redis.get(key), "none" if ttl < 0 else round(ttl, -4))
+        found["queued"] = await redis.zscore(queue_name, job_id)
+        found["abort"] = await redis.zscore("arq:abort", job_id)
+        return found
+
+    async def run(worker_class: type[Worker], job_id: str) -> dict[str, Any]:
+        await redis.set(f"arq:in-progress:{job_id}", b"1", px=10_000)
+        await redis.set(f"arq:retry:{job_id}", b"1", px=88_400_000)
+        await redis.set(f"arq:job:{job_id}", b"{}")
+        await redis.zadd(queue_name, {job_id: 1000})
+        await redis.zadd("arq:abort", {job_id: 1})
+        worker = worker_class(functions=[noop], queue_name=queue_name, redis_pool=ArqRedis.from_url(redis_url))
+        try:
+            await worker.finish_job(job_id, *finish)
+        finally:
+            await worker.pool.aclose()
+        return await state(job_id)
+
+    try:
+        assert await run(KomasWorker, "ours") == await run(Worker, "arqs")
+    finally:
+        for job_id in ("ours", "arqs"):
+            await redis.delete(*(f"arq:{kind}:{job_id}" for kind in ("in-progress", "result", "retry", "job")))
+            await redis.zrem("arq:abort", job_id)
+        await redis.delete(queue_name)
+        await redis.aclose()
