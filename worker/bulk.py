@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
-from worker.fast_sql import AMONG, among, among_values, insert_rows, prebuilt
+from worker.fast_sql import AMONG, among, among_values, insert_rows, prebuilt, scalars_among
 from worker.models import Base, Bot, ParkedEvent, Preset, ProcessedEvent, Signal
 from worker.types import utc_now
 
@@ -106,10 +106,10 @@ def existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[
     """The given values that `column` holds: one query per chunk, the list as one parameter."""
     wanted = list(set(values))
     dialect = connection.dialect.name
-    query = prebuilt((str(column), dialect), lambda: select(column).where(among(column, dialect)))
+    key = (str(column), dialect)
     found: set[Any] = set()
     for chunk in _chunks(wanted):
-        found.update(connection.execute(query, {AMONG: among_values(chunk, dialect)}).scalars())
+        found.update(scalars_among(connection, key, lambda: select(column).where(among(column, dialect)), chunk))
     return found
 
 
@@ -329,9 +329,9 @@ def known_ids(connection: Connection, ids: list[str], *, parked_too: bool) -> se
     """Ids already applied (or parked, unless the caller knows none are): one query per chunk."""
     known: set[str] = set()
     dialect = connection.dialect.name
-    query = prebuilt(("known ids", dialect, parked_too), lambda: _known_query(dialect, parked_too))
+    key = ("known ids", dialect, parked_too)
     for chunk in _chunks(ids):
-        known.update(connection.execute(query, {AMONG: among_values(chunk, dialect)}).scalars())
+        known.update(scalars_among(connection, key, lambda: _known_query(dialect, parked_too), chunk))
     return known
 
 

@@ -10,7 +10,8 @@ by `json_each`. Other databases (PostgreSQL) take the ordinary Core statements.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import JSON, ColumnElement, String, Table, bindparam, func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from worker.types import UTCDateTime
 
@@ -63,14 +65,8 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if connection.dialect.name != "sqlite":
         connection.execute(insert(table), list(rows))
         return
-    names = list(rows[0])
-    quote = connection.dialect.identifier_preparer.quote
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-        f"VALUES ({', '.join('?' for _ in names)})"
-    )
-    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    converted = [(index, convert) for index, name in enumerate(names) if (convert := _converter(table, name))]
+    names = tuple(rows[0])
+    sql, values_of, converted = prebuilt(("insert", table.name, names), lambda: _insert_plan(connection, table, names))
     parameters: list[Any] = []
     last: dict[int, tuple[Any, Any]] = {}  # per column: the last value converted, and what it became
     for row in rows:
@@ -85,7 +81,22 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                 last[index] = (value, after)
             values[index] = after
         parameters.append(tuple(values))
-    connection.exec_driver_sql(sql, parameters)
+    with driver_cursor(connection, sql, parameters) as cursor:
+        cursor.executemany(sql, parameters)
+
+
+def _insert_plan(
+    connection: Connection, table: Table, names: tuple[str, ...]
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], list[tuple[int, Callable[[Any], Any]]]]:
+    """SQL, value getter and per-column converters of an `insert_rows` call (made once per table and columns)."""
+    quote = connection.dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
+    )
+    values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    converted = [(index, convert) for index, name in enumerate(names) if (convert := _converter(table, name))]
+    return sql, values_of, converted
 
 
 #: Name of the one parameter that carries an IN list (see `among`).
@@ -107,6 +118,50 @@ def among(column: Any, dialect_name: str) -> ColumnElement[bool]:
 def among_values(values: Sequence[Any], dialect_name: str) -> Any:
     """The value of the `AMONG` parameter for this dialect."""
     return orjson.dumps(list(values)).decode() if dialect_name == "sqlite" else list(values)
+
+
+def scalars_among(
+    connection: Connection, key: Hashable, build: Callable[[], Any], values: Sequence[Any]
+) -> list[Any]:
+    """First column of a prebuilt query whose only parameter is `AMONG`, for these values.
+
+    On SQLite the statement is compiled once and run straight on the driver's cursor: for a
+    single-event commit round, SQLAlchemy's execution and result machinery cost more than SQLite.
+    """
+    dialect = connection.dialect.name
+    if dialect != "sqlite":
+        return list(connection.execute(prebuilt(key, build), {AMONG: among_values(values, dialect)}).scalars())
+    sql, count = prebuilt(("driver sql", key), lambda: _driver_sql(prebuilt(key, build), connection.dialect))
+    parameters = [among_values(values, dialect)] * count
+    with driver_cursor(connection, sql, parameters) as cursor:
+        cursor.execute(sql, parameters)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@contextmanager
+def driver_cursor(connection: Connection, sql: str, parameters: Any) -> Iterator[Any]:
+    """The driver's own cursor on the connection's transaction, past SQLAlchemy's execution layer.
+
+    The driver's errors come out as SQLAlchemy's (`IntegrityError`, `OperationalError`, ...), as
+    from `Connection.execute`, so callers and the retry logic cannot tell the difference.
+    """
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, parameters, exc, dbapi.Error, dialect=connection.dialect) from exc
+    finally:
+        cursor.close()
+
+
+def _driver_sql(statement: Any, dialect: Any) -> tuple[str, int]:
+    """The statement's SQL for `dialect` (positional) and how many times it takes `AMONG`."""
+    compiled = statement.compile(dialect=dialect)
+    names = list(compiled.positiontup or ())
+    if any(name != AMONG for name in names):
+        raise ValueError(f"scalars_among takes only the {AMONG} parameter, not {names}")
+    return str(compiled), len(names)
 
 
 _PREBUILT: dict[Hashable, Any] = {}

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, make_url, select, text
+from sqlalchemy import column, insert, make_url, select, table, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from worker import close_db
 from worker.db import Database, transaction
-from worker.fast_sql import AMONG, among, among_values, insert_rows, sqlite_datetime
+from worker.fast_sql import AMONG, among, among_values, insert_rows, scalars_among, sqlite_datetime
 from worker.models import BacktestResult, Base, Preset
 
 backtest_results = Base.metadata.tables["backtest_results"]
@@ -110,3 +111,31 @@ async def test_among_selects_like_in(db: Database, values: list[Any]) -> None:
     finally:
         await close_db()
     assert found == expected == set(values)
+
+
+async def test_driver_errors_come_out_as_sqlalchemy_errors(sqlite_url: str) -> None:
+    """insert_rows and scalars_among use the driver's cursor; callers still see SQLAlchemy's exceptions."""
+    database = Database(sqlite_url)
+    await database.ensure_schema()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    event_id = BacktestResult.__table__.c.event_id
+    missing = table("missing", column("x")).c.x
+    try:
+        async with database.write_sessions() as session, session.begin():
+            session.add(Preset(name="p", indicator_type="trg", settings={}))
+            await session.flush()
+            rows = [_row("same", at)]
+            await session.run_sync(lambda sync: insert_rows(sync.connection(), backtest_results, rows))
+            with pytest.raises(IntegrityError):
+                await session.run_sync(lambda sync: insert_rows(sync.connection(), backtest_results, rows))
+        writer = database.sqlite_writer()
+        assert writer is not None
+        with writer.engine.connect() as connection:
+            ids = scalars_among(
+                connection, "ids", lambda: select(event_id).where(among(event_id, "sqlite")), ["same", "x"]
+            )
+            assert ids == ["same"]
+            with pytest.raises(OperationalError):
+                scalars_among(connection, "none", lambda: select(missing).where(among(missing, "sqlite")), ["a"])
+    finally:
+        await database.dispose()
