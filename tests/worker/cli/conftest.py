@@ -7,11 +7,12 @@ it is cleared before every command and after every test.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
@@ -39,6 +40,14 @@ class Cli:
     def __call__(self, *args: str) -> Result:
         get_config.cache_clear()  # each command reads the environment afresh, as a new process would
         return self.runner.invoke(app, list(args))
+
+    def json(self, *args: str, expect_exit: int = 0) -> dict[str, Any]:
+        """Run a command that prints one JSON object; check its exit code and return the object."""
+        result = self(*args)
+        assert result.exit_code == expect_exit, result.output
+        document = json.loads(result.stdout)
+        assert isinstance(document, dict)
+        return document
 
 
 @dataclass(kw_only=True)

@@ -18,11 +18,7 @@ SAMPLES = Path(__file__).resolve().parents[3] / "data" / "samples"
 
 @pytest.fixture
 def schema(cli: Cli) -> dict[str, Any]:
-    result = cli("events", "schema")
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
-    assert isinstance(document, dict)
-    return document
+    return cli.json("events", "schema")
 
 
 def catalogue_types() -> set[str]:

@@ -18,11 +18,7 @@ SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "trading.jso
 
 
 def status_json(komas: Komas, expect_exit: int = 0) -> dict[str, Any]:
-    result = komas("status", "--json")
-    assert result.exit_code == expect_exit, result.output
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict)
-    return report
+    return komas.json("status", "--json", expect_exit=expect_exit)
 
 
 def enqueue_raw(komas: Komas, events: list[dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tests.worker.cli.conftest import Komas
 from worker import BotManager, PresetManager, SettingsManager, SignalManager, close_db, init_db
@@ -19,12 +19,6 @@ T = TypeVar("T")
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "trading.jsonl"
 
 
-def status_json(komas: Komas) -> dict[str, Any]:
-    result = komas("status", "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict)
-    return report
 
 
 def read(komas: Komas, query: Callable[[], Awaitable[T]]) -> T:
@@ -49,7 +43,7 @@ def test_published_event_is_applied_and_shown_as_last_applied(komas: Komas) -> N
     komas.run_worker()
 
     assert read(komas, lambda: SettingsManager.get("optimization.workers")) == 4
-    report = status_json(komas)
+    report = komas.json("status", "--json")
     assert report["queue"]["depth"] == 0
     assert report["queue"]["oldest_age_s"] is None
     assert report["database"]["applied_events"] == 1
@@ -69,7 +63,7 @@ def test_the_sample_file_applies_in_order(komas: Komas) -> None:
 
     komas.run_worker()
 
-    database = status_json(komas)["database"]
+    database = komas.json("status", "--json")["database"]
     assert (database["applied_events"], database["parked_events"], database["dead_letters"]) == (6, 0, 0)
     assert database["last_applied"]["event_id"] == "6f1c1a0e-0c55-4d7e-9a57-6d0f5c1b2a04"
     signal = read(komas, lambda: SignalManager.get_by_uid("bot1-20261125-0001"))
@@ -85,7 +79,7 @@ def test_the_sample_file_applies_in_order(komas: Komas) -> None:
     # The same file again: every line carries its event_id, so nothing applies twice.
     assert komas("publish", "-f", str(SAMPLE)).exit_code == 0
     komas.run_worker()
-    assert status_json(komas)["database"]["applied_events"] == 6
+    assert komas.json("status", "--json")["database"]["applied_events"] == 6
     again = read(komas, lambda: BotManager.get(1))
     assert again is not None
     assert again.total_signals == 1
