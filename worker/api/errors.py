@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.errors import EventValidationError
 from worker.api.schemas import Queued
+
+Row = TypeVar("Row")
 
 log = logging.getLogger("komas.api")
 
@@ -43,6 +47,14 @@ class WriteQueued(Exception):
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} does not exist")
+
+
+async def get_or_404(session: AsyncSession, model: type[Row], key: Any, what: str) -> Row:
+    """The row of `model` with this primary key, or a 404 saying that `what` does not exist."""
+    row = await session.get(model, key)
+    if row is None:
+        raise not_found(what)
+    return row
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:

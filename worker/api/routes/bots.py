@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from worker.api import queries
 from worker.api.auth import ReadAuth
 from worker.api.deps import ReadSession
-from worker.api.errors import not_found
+from worker.api.errors import get_or_404
 from worker.api.params import ResourceId
 from worker.api.routes._responses import FOUND, READ
 from worker.api.schemas import BotDetail, BotOut, BotStats
@@ -24,9 +24,7 @@ async def list_bots(session: ReadSession, active_only: bool = False) -> list[Bot
 @router.get("/{bot_id}", response_model=BotDetail, responses=FOUND)
 async def get_bot(bot_id: ResourceId, session: ReadSession) -> BotDetail:
     """The bot with its stats: counters (kept equal to its closed signals), win rate, open signals."""
-    bot = await session.get(Bot, bot_id)
-    if bot is None:
-        raise not_found(f"bot {bot_id}")
+    bot = await get_or_404(session, Bot, bot_id, f"bot {bot_id}")
     closed = bot.total_wins + bot.total_losses
     stats = BotStats(
         total_signals=bot.total_signals,

@@ -10,7 +10,7 @@ from events.commands import CreatePreset, DeletePreset, SetPresetFavorite, Updat
 from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
-from worker.api.errors import not_found
+from worker.api.errors import get_or_404
 from worker.api.params import SOURCE, Limit, ResourceId
 from worker.api.resources import Resources
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND, WRITE_UNIQUE
@@ -23,9 +23,7 @@ router = APIRouter(prefix="/api/db/presets", tags=["presets"])
 async def _read_back(resources: Resources, preset_id: int) -> PresetOut:
     """The preset as the worker left it (a fresh snapshot, after its commit)."""
     async with fresh_snapshot(resources) as session:
-        preset = await session.get(Preset, preset_id)
-        if preset is None:
-            raise not_found(f"preset {preset_id}")
+        preset = await get_or_404(session, Preset, preset_id, f"preset {preset_id}")
         return PresetOut.model_validate(preset)
 
 
@@ -43,9 +41,7 @@ async def list_presets(
 
 @router.get("/{preset_id}", response_model=PresetOut, dependencies=[ReadAuth], responses=FOUND)
 async def get_preset(preset_id: ResourceId, session: ReadSession) -> PresetOut:
-    preset = await session.get(Preset, preset_id)
-    if preset is None:
-        raise not_found(f"preset {preset_id}")
+    preset = await get_or_404(session, Preset, preset_id, f"preset {preset_id}")
     return PresetOut.model_validate(preset)
 
 

@@ -8,7 +8,7 @@ from events.commands import DeleteSetting, SetSetting
 from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
-from worker.api.errors import not_found
+from worker.api.errors import get_or_404
 from worker.api.params import SOURCE, SettingKeyPath
 from worker.api.routes._responses import FOUND, READ, WRITE, WRITE_FOUND
 from worker.api.schemas import SettingIn, SettingOut
@@ -24,9 +24,7 @@ async def list_settings(session: ReadSession) -> list[SettingOut]:
 
 @router.get("/{key}", response_model=SettingOut, dependencies=[ReadAuth], responses=FOUND)
 async def get_setting(key: SettingKeyPath, session: ReadSession) -> SettingOut:
-    setting = await session.get(Setting, key)
-    if setting is None:
-        raise not_found(f"setting {key!r}")
+    setting = await get_or_404(session, Setting, key, f"setting {key!r}")
     return SettingOut.model_validate(setting)
 
 
@@ -39,9 +37,7 @@ async def set_setting(
         existed = await session.get(Setting, body.key) is not None
     await commands.execute(SetSetting(key=body.key, value=body.value, description=body.description, source=SOURCE))
     async with fresh_snapshot(resources) as session:
-        setting = await session.get(Setting, body.key)
-        if setting is None:  # deleted again in between
-            raise not_found(f"setting {body.key!r}")
+        setting = await get_or_404(session, Setting, body.key, f"setting {body.key!r}")  # deleted in between?
         if existed:
             response.status_code = 200
         return SettingOut.model_validate(setting)

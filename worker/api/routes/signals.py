@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from worker.api import queries
 from worker.api.auth import ReadAuth
 from worker.api.deps import ReadSession
-from worker.api.errors import ApiError, not_found
+from worker.api.errors import ApiError, get_or_404
 from worker.api.params import MAX_ID, Limit, Offset, ResourceId, SignalStatus, Since, Until
 from worker.api.routes._responses import FOUND, READ
 from worker.api.schemas import Page, SignalOut
@@ -42,7 +42,5 @@ async def list_signals(
 
 @router.get("/{signal_id}", response_model=SignalOut, responses=FOUND)
 async def get_signal(signal_id: ResourceId, session: ReadSession) -> SignalOut:
-    signal = await session.get(Signal, signal_id)
-    if signal is None:
-        raise not_found(f"signal {signal_id}")
+    signal = await get_or_404(session, Signal, signal_id, f"signal {signal_id}")
     return SignalOut.model_validate(signal)
