@@ -102,15 +102,22 @@ def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
-    """The given values that `column` holds: one query per chunk, the list as one parameter."""
-    wanted = list(set(values))
-    dialect = connection.dialect.name
-    key = (str(column), dialect)
+def _found_among(connection: Connection, key: Any, build: Callable[[], Any], values: Sequence[Any]) -> set[Any]:
+    """What a prebuilt `AMONG` query returns for `values`: one query per chunk, the list as one parameter."""
     found: set[Any] = set()
-    for chunk in _chunks(wanted):
-        found.update(scalars_among(connection, key, lambda: select(column).where(among(column, dialect)), chunk))
+    for chunk in _chunks(values):
+        found.update(scalars_among(connection, key, build, chunk))
     return found
+
+
+def existing(connection: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
+    """The given values that `column` holds."""
+    dialect = connection.dialect.name
+
+    def build() -> Any:
+        return select(column).where(among(column, dialect))
+
+    return _found_among(connection, (str(column), dialect), build, list(set(values)))
 
 
 def _check_new_signals(connection: Connection, events: Sequence[SignalCreated]) -> None:
@@ -326,13 +333,9 @@ def runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
 
 
 def known_ids(connection: Connection, ids: list[str], *, parked_too: bool) -> set[str]:
-    """Ids already applied (or parked, unless the caller knows none are): one query per chunk."""
-    known: set[str] = set()
+    """Ids already applied (or parked, unless the caller knows none are)."""
     dialect = connection.dialect.name
-    key = ("known ids", dialect, parked_too)
-    for chunk in _chunks(ids):
-        known.update(scalars_among(connection, key, lambda: _known_query(dialect, parked_too), chunk))
-    return known
+    return _found_among(connection, ("known ids", dialect, parked_too), lambda: _known_query(dialect, parked_too), ids)
 
 
 def _known_query(dialect: str, parked_too: bool) -> Any:
