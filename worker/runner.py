@@ -118,6 +118,11 @@ def worker_options(config: Config) -> dict[str, Any]:
 BUSY_POLL_DELAY_S = 0.002
 
 
+def busy_poll_delay(config: Config) -> float:
+    """arq's `poll_delay` for a worker that backs off to `config.poll_delay_s` when idle (never above it)."""
+    return min(BUSY_POLL_DELAY_S, config.poll_delay_s)
+
+
 #: arq's check-and-claim of a queued job (WATCH, EXISTS, ZSCORE, then MULTI/PSETEX/EXEC: four round
 #: trips) as one atomic script: claimed only if nobody runs it and it is due. Returns its score or 0.
 CLAIM_JOB = """
@@ -246,7 +251,7 @@ def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
     """An arq `Worker` for this configuration (tests pass `burst=True`)."""
     config = config or get_config()
     options = worker_options(config)
-    options["poll_delay"] = min(BUSY_POLL_DELAY_S, config.poll_delay_s)
+    options["poll_delay"] = busy_poll_delay(config)
     worker = KomasWorker(**{**options, **overrides})
     worker.idle_poll_delay_s = config.poll_delay_s
     # arq locks a running job for its timeout + 10 s; ours renew a short lock instead (see heartbeat).

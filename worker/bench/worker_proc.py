@@ -30,7 +30,7 @@ from arq import Worker
 from worker.bench import baselines
 from worker.config import get_config
 from worker.poison import tolerant_deserializer
-from worker.runner import BUSY_POLL_DELAY_S, build_worker, worker_options
+from worker.runner import build_worker, busy_poll_delay, worker_options
 
 VARIANTS = ("ours", "naive", "noop")
 
@@ -91,7 +91,7 @@ def make_worker(variant: str, *, burst: bool, max_jobs: int | None, ready: Path,
     }
     # The baselines are arq's own Worker with the same settings, polling as often as ours does while
     # busy (they always are here); ours starts jobs with fewer round trips.
-    same = worker_options(config) | {"poll_delay": min(BUSY_POLL_DELAY_S, config.poll_delay_s)}
+    same = worker_options(config) | {"poll_delay": busy_poll_delay(config)}
     return Worker(**{**same, **options})
 
 
