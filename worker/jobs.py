@@ -258,11 +258,9 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
     if len(raw_events) == 1:
         # The crash may have come after the commit (or the parking): such an event is settled, not poison.
         event_id = _event_id_of(raw_events[0])
-        if event_id is not None:
-            async with transaction() as session:
-                if await session.run_sync(_on_connection, known_ids, [event_id], parked_too=True):
-                    report.duplicates.append(event_id)
-                    return
+        if event_id is not None and await _settled_ids([event_id], parked_too=True):
+            report.duplicates.append(event_id)
+            return
         await dead_letter(report, raw_events[0], f"the worker crashed {job_try - 1} times while applying this event")
         return
     middle = len(raw_events) // 2
@@ -309,7 +307,7 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attemp
         log.exception("unexpected error applying a batch; its unapplied events are dead-lettered")
         report = BatchReport()
         reason = "unexpected error: " + "".join(traceback.format_exception_only(exc)).strip()
-        applied = await _applied_ids([_event_id_of(raw) for raw in batch])
+        applied = await _settled_ids([_event_id_of(raw) for raw in batch], parked_too=False)
         for raw in batch:
             if _event_id_of(raw) not in applied:
                 await dead_letter(report, raw, reason)
@@ -320,10 +318,11 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attemp
         raise Retry(defer=REQUEUE_BACKOFF_S[-1]) from second
 
 
-async def _applied_ids(event_ids: list[str | None]) -> set[str]:
+async def _settled_ids(event_ids: list[str | None], *, parked_too: bool) -> set[str]:
+    """Which of these events are applied already (or parked, with `parked_too`), read in a transaction of its own."""
     wanted = [event_id for event_id in event_ids if event_id]
     async with transaction() as session:
-        return await session.run_sync(_on_connection, known_ids, wanted, parked_too=False)
+        return await session.run_sync(_on_connection, known_ids, wanted, parked_too=parked_too)
 
 
 async def dead_letter_job(ctx: dict[str, Any], raw: str, reason: str) -> dict[str, Any]:
