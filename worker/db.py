@@ -68,12 +68,16 @@ def create_engine(url: str, *, readonly: bool = False, busy_timeout_ms: int | No
     path = _sqlite_file(parsed)
     if path is not None and not readonly:
         path.parent.mkdir(parents=True, exist_ok=True)
-    timeout_ms = get_config().busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-    engine = create_async_engine(
-        parsed, connect_args={"timeout": timeout_ms / 1000}, json_serializer=json_serializer
-    )
+    timeout_ms, options = sqlite_engine_arguments(busy_timeout_ms)
+    engine = create_async_engine(parsed, **options)
     install_sqlite_hooks(engine.sync_engine, readonly=readonly, busy_timeout_ms=timeout_ms)
     return engine
+
+
+def sqlite_engine_arguments(busy_timeout_ms: int | None) -> tuple[int, dict[str, Any]]:
+    """The busy timeout (ms; configured unless given) and the engine arguments of every SQLite engine of ours."""
+    timeout_ms = get_config().busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+    return timeout_ms, {"connect_args": {"timeout": timeout_ms / 1000}, "json_serializer": json_serializer}
 
 
 def install_sqlite_hooks(engine: Engine, *, readonly: bool, busy_timeout_ms: int) -> None:

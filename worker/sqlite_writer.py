@@ -21,8 +21,7 @@ from sqlalchemy.pool import QueuePool
 
 from events.catalogue import BaseEvent
 from worker.bulk import apply_trading
-from worker.config import get_config
-from worker.db import install_sqlite_hooks, json_serializer
+from worker.db import install_sqlite_hooks, sqlite_engine_arguments
 from worker.failpoints import failpoint
 from worker.warm_up import insert_rehearsal_rows, rehearsal_events
 
@@ -31,15 +30,9 @@ class SQLiteWriter:
     """A synchronous engine used by one thread only, for trading batches."""
 
     def __init__(self, url: str, write_lock: asyncio.Lock, *, busy_timeout_ms: int | None = None) -> None:
-        timeout_ms = get_config().busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-        self.engine = create_engine(
-            make_url(url).set(drivername="sqlite"),
-            poolclass=QueuePool,
-            pool_size=1,
-            max_overflow=0,
-            connect_args={"timeout": timeout_ms / 1000},
-            json_serializer=json_serializer,
-        )
+        timeout_ms, options = sqlite_engine_arguments(busy_timeout_ms)
+        url_sync = make_url(url).set(drivername="sqlite")
+        self.engine = create_engine(url_sync, poolclass=QueuePool, pool_size=1, max_overflow=0, **options)
         install_sqlite_hooks(self.engine, readonly=False, busy_timeout_ms=timeout_ms)
         self._write_lock = write_lock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="komas-sqlite-writer")
