@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from events.commands import Id, Name, SettingKey
+from events.commands import Id, Name, PresetChanges, SettingKey
 from events.envelope import JsonObject
 
 T = TypeVar("T")
@@ -65,7 +65,8 @@ class PresetIn(_In):
     is_favorite: bool = False
 
 
-_NOT_NULL = ("name", "indicator_type", "settings", "tags", "is_favorite")
+#: The preset update command's rule, refused here already (a 422 naming the fields): only what can be empty may be null.
+_NOT_NULL = tuple(name for name in PresetChanges.model_fields if name not in PresetChanges.clearable)
 
 
 class PresetUpdate(_In):
