@@ -188,9 +188,7 @@ class WorkerProcess:
                 if await self.wait_exit(timeout_s) is None:
                     self.process.kill()
             self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._close_log()
         if not self.report_path.exists():
             raise BenchError(f"the {self.variant} worker left no report:\n{self.log_tail()}")
         report: dict[str, Any] = json.loads(self.report_path.read_text())
@@ -201,6 +199,9 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
