@@ -18,14 +18,12 @@ from typing import Any, ClassVar
 import redis.exceptions
 from arq import Worker, cron
 from arq.connections import RedisSettings
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
-from arq.utils import timestamp_ms
-from redis.commands.core import AsyncScript
 
 from worker.config import Config, get_config
 from worker.db import close_db, init_db
 from worker.group_commit import GroupCommitter
 from worker.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
+from worker.komas_worker import KomasWorker
 from worker.ops import dlq_drop, dlq_replay
 from worker.poison import tolerant_deserializer
 from worker.results import worker_dumps
@@ -121,130 +119,6 @@ BUSY_POLL_DELAY_S = 0.002
 def busy_poll_delay(config: Config) -> float:
     """arq's `poll_delay` for a worker that backs off to `config.poll_delay_s` when idle (never above it)."""
     return min(BUSY_POLL_DELAY_S, config.poll_delay_s)
-
-
-#: arq's check-and-claim of a queued job (WATCH, EXISTS, ZSCORE, then MULTI/PSETEX/EXEC: four round
-#: trips) as one atomic script: claimed only if nobody runs it and it is due. Returns its score or 0.
-CLAIM_JOB = """
-if redis.call('exists', KEYS[1]) == 1 then return 0 end
-local score = redis.call('zscore', KEYS[2], ARGV[1])
-if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
-redis.call('psetex', KEYS[1], ARGV[3], '1')
-return score
-"""
-
-
-#: arq's end of a job (MULTI, PEXPIRE or DEL of the lock, SET of the result, DEL, ZREM twice or
-#: ZINCRBY, EXEC) as one script: one command to encode and one reply to parse instead of seven.
-FINISH_JOB = """
-if ARGV[5] == '' then redis.call('del', KEYS[1]) else redis.call('pexpire', KEYS[1], ARGV[5]) end
-if ARGV[2] == '1' then
-  if ARGV[3] ~= '' then
-    if ARGV[4] == '' then
-      redis.call('set', KEYS[2], ARGV[3])
-    else
-      redis.call('set', KEYS[2], ARGV[3], 'px', ARGV[4])
-    end
-  end
-  redis.call('del', KEYS[3], KEYS[4])
-  redis.call('zrem', KEYS[5], ARGV[1])
-  redis.call('zrem', KEYS[6], ARGV[1])
-elseif ARGV[6] ~= '' then
-  redis.call('zincrby', KEYS[6], ARGV[6], ARGV[1])
-end
-return 1
-"""
-
-
-def _ms_or_empty(seconds: float | None) -> int | str:
-    return "" if seconds is None else round(seconds * 1000)
-
-
-class KomasWorker(Worker):
-    """arq's `Worker`, starting jobs with fewer Redis round trips.
-
-    Every poll reads the queue from its head, and running jobs stay there until they finish; arq
-    checked each in Redis again (three round trips) before skipping it, and claimed each new job
-    in four. With a short poll delay that was a third of the worker's CPU while draining big
-    batches, and most of arq's cost per single-event job. Jobs running here are skipped without
-    asking, and a new job is claimed by one script with the same checks, atomically.
-    """
-
-    _claim: AsyncScript | None = None
-    #: How long to wait between looks at a queue that has been idle (arq's `poll_delay` is used while busy).
-    idle_poll_delay_s: float = 0.0
-    _idle_polls = 0
-
-    async def _poll_iteration(self) -> None:
-        """arq's poll, then a longer pause the longer the queue stays idle.
-
-        A fixed pause trades latency for idle CPU: at 500 single-event jobs/s the 10 ms pause was
-        most of an event's time in the queue. While jobs arrive or run the worker looks again after
-        `poll_delay` (a few ms); once nothing has happened for a few looks the pause grows, doubling,
-        up to `idle_poll_delay_s`.
-        """
-        started = self._jobs_started()
-        await super()._poll_iteration()
-        if self._jobs_started() != started or any(not task.done() for task in self.tasks.values()):
-            self._idle_polls = 0
-            return
-        self._idle_polls += 1
-        extra = min(self.poll_delay_s * 2 ** min(self._idle_polls, 16), self.idle_poll_delay_s) - self.poll_delay_s
-        if extra > 0:
-            await asyncio.sleep(extra)
-
-    _finish: AsyncScript | None = None
-
-    async def finish_job(
-        self,
-        job_id: str,
-        finish: bool,
-        result_data: bytes | None,
-        result_timeout_s: float | None,
-        keep_result_forever: bool,
-        incr_score: int | None,
-        keep_in_progress: float | None,
-    ) -> None:
-        """arq's `finish_job`, the same writes in one atomic script."""
-        if self._finish is None:
-            self._finish = self.pool.register_script(FINISH_JOB)
-        keys = [in_progress_key_prefix, result_key_prefix, retry_key_prefix, job_key_prefix]
-        await self._finish(
-            keys=[prefix + job_id for prefix in keys] + [abort_jobs_ss, self.queue_name],
-            args=[
-                job_id,
-                1 if finish else 0,
-                result_data or b"",
-                "" if keep_result_forever else _ms_or_empty(result_timeout_s),
-                _ms_or_empty(keep_in_progress),
-                "" if incr_score is None else incr_score,
-            ],
-        )
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        if self._claim is None:
-            self._claim = self.pool.register_script(CLAIM_JOB)
-        for job_id_b in job_ids:
-            job_id = job_id_b.decode()
-            running = self.tasks.get(job_id)
-            if running is not None and not running.done():
-                continue
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
-                return
-            self.job_counter += 1
-            score = await self._claim(
-                keys=[in_progress_key_prefix + job_id, self.queue_name],
-                args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000)],
-            )
-            if not score:  # running elsewhere, finished, or re-enqueued for later
-                self.job_counter -= 1
-                self.sem.release()
-                continue
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
 
 
 def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
