@@ -30,7 +30,10 @@ from worker.fast_sql import json_text
 if TYPE_CHECKING:
     from worker.sqlite_writer import SQLiteWriter
 
-WRITER_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL")
+#: `page_size` first: it only takes effect on a database with no pages yet (a new file), before WAL.
+#: 16 KiB pages made the bulk benchmark's inserts (six indexes, two keyed by random UUIDs) 7-12%
+#: faster end to end; an existing database keeps the page size it was created with.
+WRITER_PRAGMAS = ("page_size=16384", "journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL")
 READER_PRAGMAS = ("foreign_keys=ON", "query_only=ON")
 
 

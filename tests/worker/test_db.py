@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +24,25 @@ async def test_writer_pragmas_are_set_on_a_live_connection(sqlite_url: str) -> N
     finally:
         await engine.dispose()
     assert values == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 4321, "synchronous": 2, "query_only": 0}
+
+
+async def test_a_new_database_gets_16_kib_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as connection:
+        connection.execute("CREATE TABLE t (x INTEGER)")  # created before us, with SQLite's default pages
+        connection.commit()
+    sizes = {}
+    for name in ("new.db", "old.db"):
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / name}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+                sizes[name] = (await conn.execute(text("PRAGMA page_size"))).scalar()
+        finally:
+            await engine.dispose()
+    assert sizes == {"new.db": 16384, "old.db": 4096}
 
 
 async def test_reader_is_query_only(sqlite_url: str) -> None:
