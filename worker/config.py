@@ -37,7 +37,9 @@ class Config(BaseSettings):
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     max_batch: int = Field(default=DEFAULT_MAX_BATCH, gt=0)
     max_jobs: int = Field(
-        default=16, gt=0, description="arq jobs a worker runs at once (their events share one commit)."
+        default=64,
+        gt=0,
+        description="arq jobs a worker runs at once (their events share one commit; 2 MiB of job bodies at most).",
     )
     poll_delay_s: float = Field(
         default=0.01, gt=0, le=5, description="Pause between looks at the queue when it is idle (arq's is 0.5 s)."

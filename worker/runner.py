@@ -53,8 +53,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     committer = GroupCommitter(apply_in_transaction)
     committer.start()
     ctx["committer"] = committer
-    await warm_up(database, ctx.get("redis"), connections=config.max_jobs + 2)  # + the poll loop and a cron job
+    await warm_up(database, ctx.get("redis"), connections=warm_connections(config))
     tune_gc()
+
+
+def warm_connections(config: Config) -> int:
+    """Redis connections to open before the first job: the poll loop, a cron job, and the jobs' own commands.
+
+    Jobs started together share their Redis round trips, so far fewer than `max_jobs` talk to
+    Redis at once; a job that needs one more connection opens it then.
+    """
+    return min(config.max_jobs, 16) + 2
 
 
 #: Collections of the youngest generation every this many net allocations (Python's default: 700).

@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "busy_timeout_ms": 5000,
     "max_event_bytes": DEFAULT_MAX_EVENT_BYTES,
     "max_batch": DEFAULT_MAX_BATCH,
-    "max_jobs": 16,
+    "max_jobs": 64,
     "poll_delay_s": 0.01,
     "job_timeout_s": 300,
     "lock_ttl_s": 10,

@@ -6,7 +6,7 @@ import pytest
 
 from worker.config import Config
 from worker.komas_worker import KomasWorker
-from worker.runner import BUSY_POLL_DELAY_S, build_worker
+from worker.runner import BUSY_POLL_DELAY_S, build_worker, warm_connections
 
 
 def test_worker_options_follow_the_configuration() -> None:
@@ -17,6 +17,11 @@ def test_worker_options_follow_the_configuration() -> None:
     assert (worker.poll_delay_s, worker.idle_poll_delay_s) == (BUSY_POLL_DELAY_S, 0.02)
     assert worker.in_progress_timeout_s == 6  # a killed worker's job runs again after the short lock
     assert worker.log_results is False
+
+
+def test_connections_opened_ahead_follow_max_jobs_up_to_a_bound() -> None:
+    assert warm_connections(Config(max_jobs=3)) == 5
+    assert warm_connections(Config(max_jobs=64)) == 18  # units share round trips: not one per job
 
 
 def test_gc_is_tuned_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
