@@ -36,9 +36,10 @@ def test_jobs_retry_while_the_database_cannot_grow_and_drain_once_it_can(rig: Ri
 
     limit_file.write_text("1")  # below the current size: the file stays as large as it is now
     rig.publish([during[n : n + 25] for n in range(0, len(during), 25)])
-    wait_until(
-        lambda: "database or disk is full" in worker.log_text(), time.monotonic() + 30, "a job to hit the full disk"
-    )
+    # A failed commit round first tells each job to try alone; the alone attempt meets the full disk too
+    # and puts its events back on the queue. Space comes back only once that has happened.
+    wait_until(lambda: "re-enqueued" in worker.log_text(), time.monotonic() + 30, "a job to be re-enqueued")
+    assert "database or disk is full" in worker.log_text()
     check_no_partial(rig.db_path, builder.prefix)
     stuck = set(event_ids(during)) - set(column(rig.db_path, "SELECT event_id FROM processed_events"))
     assert stuck, "every event applied although the database could not grow"
@@ -49,5 +50,4 @@ def test_jobs_retry_while_the_database_cannot_grow_and_drain_once_it_can(rig: Ri
     check_invariants(rig.db_path, ids)
     check_outcome(rig.db_path, builder)
     check_no_partial(rig.db_path, builder.prefix)
-    assert "re-enqueued" in worker.log_text()
     assert worker.terminate() == 0
