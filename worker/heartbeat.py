@@ -22,7 +22,10 @@ log = logging.getLogger("komas.worker")
 LOCK_KEPT = "lock_kept"
 
 
-async def _renew_once(redis: Any, keys: Sequence[str], ttl_ms: int) -> None:
+async def _renew_once(redis: Any, job_ids: Sequence[str], ttl_ms: int) -> None:
+    keys = [in_progress_key_prefix + job_id for job_id in job_ids]
+    if not keys:
+        return
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -32,17 +35,19 @@ async def _renew_once(redis: Any, keys: Sequence[str], ttl_ms: int) -> None:
         log.warning("could not renew the lock %s: %s", ", ".join(keys), exc)
 
 
-async def _renew(redis: Any, keys: Sequence[str], ttl_ms: int) -> None:
+async def _renew(redis: Any, job_ids: Sequence[str], ttl_ms: int) -> None:
     while True:
         await asyncio.sleep(ttl_ms / 3000)
-        await _renew_once(redis, keys, ttl_ms)
+        await _renew_once(redis, job_ids, ttl_ms)
 
 
 @contextlib.asynccontextmanager
 async def locks_kept_alive(redis: Any, job_ids: Sequence[str], lock_ttl_s: float) -> AsyncIterator[None]:
-    """While the block runs, renew the in-progress locks of these jobs every third of `lock_ttl_s`."""
-    keys, ttl_ms = [in_progress_key_prefix + job_id for job_id in job_ids], round(lock_ttl_s * 1000)
-    task = asyncio.create_task(_renew(redis, keys, ttl_ms))
+    """While the block runs, renew the in-progress locks of these jobs every third of `lock_ttl_s`.
+
+    `job_ids` is read at each renewal: a caller may remove the jobs it has ended.
+    """
+    task = asyncio.create_task(_renew(redis, job_ids, round(lock_ttl_s * 1000)))
     try:
         yield
     finally:
@@ -59,6 +64,6 @@ async def job_lock_heartbeat(ctx: dict[str, Any], lock_ttl_s: int) -> AsyncItera
         yield
         return
     if not ctx.get("short_lock"):  # plain arq set timeout + 10 s: shorten it before any work
-        await _renew_once(redis, [in_progress_key_prefix + str(job_id)], lock_ttl_s * 1000)
+        await _renew_once(redis, [str(job_id)], lock_ttl_s * 1000)
     async with locks_kept_alive(redis, [str(job_id)], lock_ttl_s):
         yield

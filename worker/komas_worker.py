@@ -158,27 +158,40 @@ class KomasWorker(Worker):
             self.tasks[job.claimed.job_id] = task
 
     async def _run_unit(self, jobs: list[UnitJob]) -> None:
-        """Run first-try jobs concurrently under one lock renewal; end them all with one script."""
+        """Run first-try jobs concurrently under one lock renewal; end them with one script per wave.
+
+        A wave is every job that finished by the time the first of them did: the jobs of one commit
+        round end together, and a slow job (a batch bisecting to a bad event) does not hold back
+        the results of the others, which the API may be waiting for.
+        """
         ids = [job.claimed.job_id for job in jobs]
         tries = await self.scripts.start(ids)
-        stopping = False
-        async with locks_kept_alive(self.pool, ids, self.in_progress_timeout_s):
-            tasks = [
-                self.loop.create_task(self._run_one(job, job_try)) for job, job_try in zip(jobs, tries, strict=True)
-            ]
+        renewing = list(ids)  # the jobs not ended yet: the renewal reads this list each time
+        async with locks_kept_alive(self.pool, renewing, self.in_progress_timeout_s):
+            unit = {
+                self.loop.create_task(self._run_one(job, job_try)): job
+                for job, job_try in zip(jobs, tries, strict=True)
+            }
+            pending = set(unit)
             try:
-                await asyncio.wait(tasks)
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    await self._end([task.result() for task in done], renewing)
             except asyncio.CancelledError:  # the worker is stopping: the jobs go back to the queue, as in arq
-                stopping = True
-                for task in tasks:
+                for task in pending:
                     task.cancel()
-                await asyncio.wait(tasks)
-        ends = [
-            self._put_back(job) if task.cancelled() else task.result() for task, job in zip(tasks, jobs, strict=True)
-        ]
-        await asyncio.shield(self.scripts.finish(ends))
-        if stopping:
-            raise asyncio.CancelledError
+                if pending:
+                    await asyncio.wait(pending)
+                await self._end(
+                    [self._put_back(unit[task]) if task.cancelled() else task.result() for task in pending], renewing
+                )
+                raise
+
+    async def _end(self, ends: list[Finish], renewing: list[str]) -> None:
+        for end in ends:
+            renewing.remove(end.job_id)
+        if ends:
+            await asyncio.shield(self.scripts.finish(ends))
 
     async def _run_one(self, job: UnitJob, job_try: int) -> Finish:
         """One job of a unit, with arq's outcomes: done (its result kept), retry later, or failed (timeouts too)."""

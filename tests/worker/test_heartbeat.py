@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -57,3 +59,25 @@ async def test_the_scheduled_retry_of_parked_events_holds_its_lock_too(
         await client.aclose()
     assert len(seen) == 1
     assert 0 < seen[0] <= 3000
+
+
+async def test_jobs_started_together_share_a_renewal_that_drops_the_ended_ones(redis_url: str) -> None:
+    from worker.heartbeat import locks_kept_alive
+
+    client = aioredis.Redis.from_url(redis_url)
+    ids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    keys = [f"arq:in-progress:{job_id}" for job_id in ids]
+    try:
+        for key in keys:
+            await client.psetex(key, 300, b"1")
+        renewing = list(ids)
+        async with locks_kept_alive(client, renewing, lock_ttl_s=0.3):  # renewed every 0.1 s
+            renewing.remove(ids[1])  # ended: no longer renewed, its lock lapses
+            deadline = time.monotonic() + 5
+            while await client.exists(keys[1]):
+                assert time.monotonic() < deadline, "the ended job's lock was still renewed"
+                await asyncio.sleep(0.02)
+            assert await client.exists(keys[0])  # outlived its first 300 ms: renewed
+    finally:
+        await client.delete(*keys)
+        await client.aclose()

@@ -188,6 +188,29 @@ async def test_a_stopping_worker_puts_its_running_unit_back(
         assert await leftovers(pool, job_id) == [f"arq:retry:{job_id}", f"arq:job:{job_id}"]
 
 
+async def test_a_slow_job_does_not_hold_back_the_others_of_its_unit(
+    pool: ArqRedis, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quick = await enqueue(pool, queue_name, "double", 21, name="quick")
+    slow = await enqueue(pool, queue_name, "hangs", name="slow")
+    worker = komas_worker_on(pool, queue_name)
+    monkeypatch.setitem(worker.functions, "hangs", dataclasses.replace(worker.functions["hangs"], timeout_s=60))
+
+    await worker.start_jobs([quick.encode(), slow.encode()])
+    unit = worker.tasks[quick]
+    assert worker.tasks[slow] is unit
+
+    # Ended (its result readable, its keys gone) while the other job of its unit still runs.
+    assert await Job(quick, pool, _queue_name=queue_name, _deserializer=loads).result(timeout=5) == 42
+    assert await leftovers(pool, quick) == []
+    assert not unit.done()
+    assert await pool.exists(f"arq:in-progress:{slow}")
+    unit.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await unit
+    assert (worker.jobs_complete, worker.jobs_retried) == (1, 1)
+
+
 async def test_no_job_is_claimed_while_the_running_ones_hold_the_byte_budget(pool: ArqRedis, queue_name: str) -> None:
     job_id = await enqueue(pool, queue_name, "double", 1, name="waits")
     worker = komas_worker_on(pool, queue_name)
