@@ -7,8 +7,9 @@ head of the queue in three more. This worker skips the jobs it runs without aski
 due ones a poll found with one script (`claims.CLAIM_JOBS`, arq's checks, atomically) and reads
 their bodies in the same round trip. Jobs on their first try are run together as one *unit*: one
 round trip counts their tries, one lock renewal covers them, they run concurrently (so their events
-share one commit) and one script ends them all. Anything else (a retried job, a cron job, an
-expired one) runs through arq's own `run_job`, exactly as before.
+share one commit) and one script ends each wave of them that finishes together. Anything else (a
+retried job, a cron job, an expired one) runs through arq's own `run_job`, exactly as before, so a
+job that crashed the worker is retried alone.
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ class KomasWorker(Worker):
         return Finish(job.claimed.job_id, False)
 
     def _ended(self, job: UnitJob, job_try: int, start_ms: int, result: Any, *, success: bool) -> Finish:
+        """A finished job's end: its record (result or exception) kept as arq keeps it."""
         function = job.function
         forever = self.keep_result_forever if function.keep_result_forever is None else function.keep_result_forever
         keep_s = self.keep_result_s if function.keep_result_s is None else function.keep_result_s
@@ -247,4 +249,3 @@ class KomasWorker(Worker):
                 serializer=self.job_serializer,
             )
         return Finish(job.claimed.job_id, True, data, keep_s, forever)
-
