@@ -285,7 +285,8 @@ async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -
         except Exception as exc:
             return await _recover(ctx, batch, exc, attempt)
     log.info(
-        "batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
+        "job %s, batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
+        ctx.get("job_id"),
         len(batch),
         len(report.applied),
         len(report.duplicates),

@@ -6,6 +6,7 @@ reporting every event as applied, duplicate, parked or dead-lettered.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -102,6 +103,13 @@ async def test_a_batch_is_applied_and_its_ids_recorded(bot_id: int) -> None:
     assert bot.is_active is True
     assert (bot.total_signals, bot.total_wins, bot.total_losses) == (1, 1, 0)
     assert bot.total_profit == pytest.approx(200.0 * 2.0 / 100)
+
+
+async def test_each_job_logs_one_line_naming_it(bot_id: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="komas.worker"):
+        event = created(bot_id, "a")
+        await apply_events({**CTX, "job_id": "job-42"}, wire(event, event))
+    assert "job job-42, batch of 2: 1 applied, 1 duplicate, 0 parked, 0 dead-lettered, 0 rejected" in caplog.messages
 
 
 async def test_a_single_event_not_in_a_list_is_applied(bot_id: int) -> None:
