@@ -211,6 +211,32 @@ async def test_a_slow_job_does_not_hold_back_the_others_of_its_unit(
     assert (worker.jobs_complete, worker.jobs_retried) == (1, 1)
 
 
+async def test_jobs_running_here_are_not_asked_about_and_a_refused_claim_takes_no_slot(
+    pool: ArqRedis, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+    claim = JobScripts.claim
+
+    async def spied(self: JobScripts, job_ids: Any, **options: Any) -> Any:
+        asked.append(list(job_ids))
+        return await claim(self, job_ids, **options)
+
+    monkeypatch.setattr(JobScripts, "claim", spied)
+    here, elsewhere, new = [await enqueue(pool, queue_name, "double", n, name=name) for n, name in enumerate("abc")]
+    await pool.set(f"arq:in-progress:{elsewhere}", b"1", px=10_000)  # another worker runs it
+    worker = komas_worker_on(pool, queue_name)
+    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    worker.tasks[here] = running  # type: ignore[assignment]
+
+    await worker.start_jobs([here.encode(), elsewhere.encode(), new.encode()])
+
+    assert asked == [[elsewhere, new]]  # no round trip about the job running here
+    assert worker.job_counter == 1  # only the claimed one took a slot
+    await worker.tasks[new]
+    assert worker.job_counter == 0
+    running.cancel()
+
+
 async def test_no_job_is_claimed_while_the_running_ones_hold_the_byte_budget(pool: ArqRedis, queue_name: str) -> None:
     job_id = await enqueue(pool, queue_name, "double", 1, name="waits")
     worker = komas_worker_on(pool, queue_name)
