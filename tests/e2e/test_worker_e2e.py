@@ -27,6 +27,7 @@ from events.wire import DEFAULT_JOB_TTL_S, JOB_KEY_PREFIX, dumps, encode_job, lo
 from worker import BotManager, PresetManager, SignalManager, close_db, init_db
 from worker.config import Config
 from worker.db import read_session
+from worker.group_commit import GroupCommitter
 from worker.models import BacktestResult, Bot, DeadLetter, ParkedEvent, ProcessedEvent, Signal
 from worker.runner import build_worker
 
@@ -215,6 +216,31 @@ async def test_signals_published_appear_in_the_signals_table(e2e: E2E) -> None:
     assert bot is not None
     assert bot.last_signal_at == at + timedelta(minutes=15)
     assert sorted(await processed_ids()) == sorted(ids(first, second))
+
+
+async def test_single_event_jobs_queued_together_share_one_commit(e2e: E2E) -> None:
+    """What makes one job per event fast: the jobs one poll finds run as a unit, and their events commit together."""
+    bot_id = await make_bot("together")
+    events = [created(bot_id, f"together:{n}") for n in range(30)]
+    async with Publisher.connect(e2e.config.redis_url, queue=e2e.queue) as publisher:
+        job_ids = e2e.track([await publisher.publish(event) for event in events])
+    committers: list[GroupCommitter] = []
+
+    class Counted(GroupCommitter):
+        def start(self) -> None:
+            committers.append(self)
+            super().start()
+
+    e2e.monkeypatch.setattr(worker.runner, "GroupCommitter", Counted)
+    arq_worker = await e2e.run_worker()
+
+    assert arq_worker.jobs_complete >= 30
+    assert sorted(await processed_ids()) == sorted(ids(*events))
+    assert [job["applied_ids"] for job in [await e2e.result(job_id) for job_id in job_ids]] == [
+        ids(event) for event in events
+    ]
+    (committer,) = committers
+    assert (committer.submissions, committer.rounds) == (30, 1)
 
 
 # --- (b) a mixed stream --------------------------------------------------------------------------
