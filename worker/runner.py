@@ -99,6 +99,11 @@ def _function_names() -> list[str]:
     return [f.__name__ for f in FUNCTIONS] + [job.name for job in CRON_JOBS]
 
 
+#: How often the worker rewrites its health line (`komas status`); the line expires one second later.
+#: arq's default is an hour: a killed worker looked alive, with counters an hour old, until then.
+HEALTH_CHECK_INTERVAL_S = 10
+
+
 def worker_options(config: Config) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, derived from the configuration."""
     return {
@@ -118,6 +123,7 @@ def worker_options(config: Config) -> dict[str, Any]:
         "expires_extra_ms": config.job_ttl_s * 1000,
         "ctx": {"config": config},
         "log_results": False,  # apply_events logs its own one-line summary; arq's would repr every id
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
     }
 
 
@@ -206,6 +212,7 @@ class WorkerSettings:
     on_startup = staticmethod(startup)
     on_shutdown = staticmethod(shutdown)
     max_tries = MAX_TRIES
+    health_check_interval = HEALTH_CHECK_INTERVAL_S
 
 
 def _fill_from_config() -> None:

@@ -7,6 +7,7 @@ Each test has its own queue on the shared Redis and its own database file; the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -241,6 +242,27 @@ async def test_single_event_jobs_queued_together_share_one_commit(e2e: E2E) -> N
     ]
     (committer,) = committers
     assert (committer.submissions, committer.rounds) == (30, 1)
+
+
+async def test_the_worker_health_line_lives_seconds_not_an_hour(e2e: E2E) -> None:
+    """`komas status` reads it: a dead worker's line must vanish soon, not after arq's default hour."""
+    await close_db()
+    arq_worker = build_worker(e2e.config, handle_signals=False)
+    main = asyncio.ensure_future(arq_worker.main())
+    key = f"{e2e.queue}:health-check"
+    try:
+        deadline = time.monotonic() + 10
+        while not await e2e.pool.exists(key):
+            assert time.monotonic() < deadline, "the worker wrote no health line"
+            assert not main.done()
+            await asyncio.sleep(0.02)
+        ttl_ms = await e2e.pool.pttl(key)
+    finally:
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+        await arq_worker.close()
+    assert 0 < ttl_ms <= 11_000
 
 
 # --- (b) a mixed stream --------------------------------------------------------------------------
