@@ -212,12 +212,21 @@ class WorkerSettings:
     on_startup = staticmethod(startup)
     on_shutdown = staticmethod(shutdown)
     max_tries = MAX_TRIES
-    health_check_interval = HEALTH_CHECK_INTERVAL_S
 
 
 def _fill_from_config() -> None:
     options = worker_options(get_config())
-    for key in ("queue_name", "redis_settings", "max_jobs", "poll_delay", "job_timeout", "job_completion_wait", "ctx"):
+    derived = (
+        "queue_name",
+        "redis_settings",
+        "max_jobs",
+        "poll_delay",
+        "job_timeout",
+        "job_completion_wait",
+        "health_check_interval",
+        "ctx",
+    )
+    for key in derived:
         setattr(WorkerSettings, key, options[key])
 
 

@@ -6,7 +6,13 @@ import pytest
 
 from worker.config import Config
 from worker.komas_worker import KomasWorker
-from worker.runner import BUSY_POLL_DELAY_S, HEALTH_CHECK_INTERVAL_S, build_worker, warm_connections
+from worker.runner import (
+    BUSY_POLL_DELAY_S,
+    HEALTH_CHECK_INTERVAL_S,
+    WorkerSettings,
+    build_worker,
+    warm_connections,
+)
 
 
 def test_worker_options_follow_the_configuration() -> None:
@@ -18,6 +24,7 @@ def test_worker_options_follow_the_configuration() -> None:
     assert worker.in_progress_timeout_s == 6  # a killed worker's job runs again after the short lock
     assert worker.log_results is False
     assert worker.health_check_interval == HEALTH_CHECK_INTERVAL_S  # `komas status` sees a live line, not an hour old
+    assert vars(WorkerSettings)["health_check_interval"] == HEALTH_CHECK_INTERVAL_S  # the `arq` command line's too
 
 
 def test_connections_opened_ahead_follow_max_jobs_up_to_a_bound() -> None:
