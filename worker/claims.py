@@ -22,6 +22,7 @@ from redis.commands.core import AsyncScript
 #: budget (ARGV[3]), unless it is the first and ARGV[4] is '1' (nothing else is running).
 #: KEYS: the queue, then per job its lock, body and retry keys. ARGV: now (ms), lock (ms), budget,
 #: one-may-exceed, then the job ids. Returns per claimed job: id, score, body or nil, tries or nil.
+#: Scores are whatever a producer wrote: `-inf` and 0 are due (they run at once), `+inf` never is.
 CLAIM_JOBS = """
 local now, lock_ms, budget = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local claimed, bytes = {}, 0
@@ -31,15 +32,23 @@ for i = 5, #ARGV do
   if redis.call('exists', lock) == 0 then
     local score = redis.call('zscore', KEYS[1], ARGV[i])
     if score and tonumber(score) <= now then
-      local body = redis.call('get', body_key)
+      local body = redis.pcall('get', body_key)
+      if type(body) == 'table' then body = false end  -- not a string (WRONGTYPE): arq's run_job reports it
       local size = body and #body or 0
       if bytes + size > budget and not (ARGV[4] == '1' and #claimed == 0) then break end
       redis.call('psetex', lock, lock_ms, '1')
       bytes = bytes + size
+      -- A try count that is not a small whole number (a producer wrote it) would make INCR fail:
+      -- count it as one try made, so the job runs through arq's run_job and its crash counting.
+      local tries = redis.call('get', retry_key)
+      if tries and (#tries > 9 or not string.match(tries, '^%d+$')) then
+        redis.call('set', retry_key, '1', 'ex', 88400)
+        tries = '1'
+      end
       table.insert(claimed, ARGV[i])
       table.insert(claimed, score)
       table.insert(claimed, body)
-      table.insert(claimed, redis.call('get', retry_key))
+      table.insert(claimed, tries)
     end
   end
 end
@@ -83,6 +92,43 @@ return 1
 """
 
 
+#: Take jobs whose id is not UTF-8 (arq's code, and redis-py's str keys, cannot name them) for a dead letter:
+#: like CLAIM_JOBS, a job is taken only when nobody holds it; its lock is set and its body read.
+#: KEYS: per job its lock and body keys. ARGV: lock (ms). Returns per job: body or nil (nil too when not taken).
+TAKE_FOREIGN = """
+local taken = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('set', KEYS[i], '1', 'nx', 'px', ARGV[1]) then
+    local body = redis.pcall('get', KEYS[i + 1])
+    if type(body) == 'table' then body = 'not a string: ' .. redis.call('type', KEYS[i + 1])['ok'] end
+    taken[(i + 1) / 2] = body or ''
+  else
+    taken[(i + 1) / 2] = false
+  end
+end
+return taken
+"""
+
+#: Forget jobs stored as dead letters: out of the queue, body, try count and lock gone.
+#: KEYS: the queue, then per job its lock, body and retry keys. ARGV: the job ids.
+FORGET_JOBS = """
+for j = 1, #ARGV do
+  redis.call('zrem', KEYS[1], ARGV[j])
+  redis.call('del', KEYS[j * 3 - 1], KEYS[j * 3], KEYS[j * 3 + 1])
+end
+return 1
+"""
+
+#: Scores beyond this many ms since the epoch (year 9999) are taken as "in the far future".
+MAX_SCORE_MS = 253_402_300_799_999
+
+
+def score_ms(raw: bytes | str) -> int:
+    """A job's score (as Redis returns it) as whole ms: `-inf` and negatives are 0, `+inf` the largest date."""
+    value = float(raw)
+    return int(min(value, MAX_SCORE_MS)) if value > 0 else 0
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A job this worker now holds the lock of."""
@@ -120,6 +166,8 @@ class JobScripts:
         self._claim: AsyncScript = redis.register_script(CLAIM_JOBS)
         self._start: AsyncScript = redis.register_script(START_TRIES)
         self._finish: AsyncScript = redis.register_script(FINISH_JOBS)
+        self._take_foreign: AsyncScript = redis.register_script(TAKE_FOREIGN)
+        self._forget: AsyncScript = redis.register_script(FORGET_JOBS)
 
     async def claim(
         self, job_ids: Sequence[str], *, now_ms: int, lock_ms: int, budget_bytes: int, one_may_exceed: bool
@@ -133,7 +181,7 @@ class JobScripts:
         return [
             Claimed(
                 job_id=reply[i].decode(),
-                score=int(float(reply[i + 1])),
+                score=score_ms(reply[i + 1]),
                 body=reply[i + 2],
                 tries=int(reply[i + 3] or 0),
             )
@@ -160,3 +208,19 @@ class JobScripts:
                 "" if end.incr_score is None else end.incr_score,
             ]
         await self._finish(keys=keys, args=args)
+
+    async def take_foreign(self, job_ids: Sequence[bytes], *, lock_ms: int) -> dict[bytes, bytes]:
+        """Lock the jobs among `job_ids` nobody holds and read their bodies (ids are raw bytes, any bytes)."""
+        keys: list[bytes] = []
+        for job_id in job_ids:
+            keys += [in_progress_key_prefix.encode() + job_id, job_key_prefix.encode() + job_id]
+        reply = await self._take_foreign(keys=keys, args=[lock_ms])
+        return {job_id: body for job_id, body in zip(job_ids, reply, strict=True) if body is not None}
+
+    async def forget(self, job_ids: Sequence[bytes | str]) -> None:
+        """Remove jobs (already stored as dead letters) from Redis for good."""
+        keys: list[Any] = [self.queue]
+        for job_id in job_ids:
+            raw = job_id.encode() if isinstance(job_id, str) else job_id
+            keys += [prefix.encode() + raw for prefix in (in_progress_key_prefix, job_key_prefix, retry_key_prefix)]
+        await self._forget(keys=keys, args=list(job_ids))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from worker.errors import KomasError
-
 _TRANSIENT_WORDS = ("locked", "busy", "disk", "full", "i/o", "connection", "timeout", "readonly")
 
 
@@ -21,8 +19,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def is_event_fault(exc: BaseException) -> bool:
-    """Caused by the event's content: retrying the same event alone would fail the same way."""
-    return not is_transient(exc) and isinstance(exc, KomasError | DBAPIError | ValueError | TypeError | KeyError)
+    """May be caused by an event's content: the batch is split until the event that raises it stands alone.
+
+    Anything that is not the machinery being unavailable counts, not only the errors we expect
+    (a refusal, a constraint, a bad value): an `OverflowError` converting one event's date, or a
+    bug met by one event only, must cost that event, never its neighbours.
+    """
+    return isinstance(exc, Exception) and not is_transient(exc)
 
 
 def describe(exc: BaseException) -> str:

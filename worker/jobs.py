@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import traceback
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from events import EventValidationError
-from events.catalogue import BaseEvent, parse_events
+from events.catalogue import BaseEvent, parse_event, parse_events
 from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
 from worker.bulk import BULK_APPLIERS, TRADING_ORDER, known_ids, record_processed, runs, split_fresh
@@ -40,10 +42,10 @@ from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
 from worker.models import ProcessedEvent
 from worker.parking import has_parked, park, retry_parked
+from worker.poison import PoisonJob
 
 log = logging.getLogger("komas.worker")
 T = TypeVar("T")
-REQUEUE_BACKOFF_S = (1, 2, 5, 10, 30, 60)
 
 
 @dataclass
@@ -75,15 +77,29 @@ class BatchReport:
 
 
 def _event_id_of(raw: Any) -> str | None:
+    """The event id of a raw payload when it is a well-formed UUID (anything else is the producer's text, not an id)."""
     value = raw.get("event_id") if isinstance(raw, dict) else None
-    return str(value)[:36] if value is not None else None
+    if not isinstance(value, str) or len(value) > 45:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def storable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters and made storable: lone surrogates (valid JSON, invalid UTF-8) replaced."""
+    text = text[:limit]
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: str | None = None) -> None:
     """Store one raw event with its reason and note it in the report."""
     event_id = _event_id_of(raw)
     if event_type is None and isinstance(raw, dict) and isinstance(raw.get("type"), str):
-        event_type = raw["type"][:50]
+        event_type = raw["type"]
+    event_type = storable(event_type, 50) if event_type is not None else None
+    reason = storable(reason, 2000)
     await DeadLetterManager.record(raw, reason, event_id=event_id, event_type=event_type)
     log.error("event %s dead-lettered: %s", event_id, reason)
     report.dead_lettered.append({"event_id": event_id, "reason": reason})
@@ -103,12 +119,31 @@ async def validate(raw_events: Sequence[Any], report: BatchReport, config: Confi
             continue
         sized.append(raw)
     valid: list[BaseEvent] = []
-    for raw, parsed in zip(sized, parse_events(sized), strict=True):
-        if isinstance(parsed, EventValidationError):
-            await dead_letter(report, raw, str(parsed))
-        else:
+    for raw, parsed in zip(sized, _parse_each(sized), strict=True):
+        if isinstance(parsed, BaseEvent):
             valid.append(parsed)
+        else:
+            await dead_letter(report, raw, parsed)
     return valid
+
+
+def _parse_each(payloads: list[Any]) -> list[BaseEvent | str]:
+    """Each payload as its event or the reason it was refused; an error of any kind refuses one payload only."""
+    try:
+        results: list[Any] = list(parse_events(payloads))
+    except Exception:  # a fault of the validation itself: find the payload it came from
+        log.exception("validating a batch raised; validating its events one by one")
+        results = [_parse_one(payload) for payload in payloads]
+    return [result if isinstance(result, BaseEvent) else str(result) for result in results]
+
+
+def _parse_one(payload: Any) -> BaseEvent | str:
+    try:
+        return parse_event(payload)
+    except EventValidationError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"validation failed: {describe(exc)}"
 
 
 def _on_connection(sync_session: Session, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -212,11 +247,19 @@ async def apply_isolating(
                 await park(event, str(exc))
                 report.parked.append(str(event.event_id))
             else:
-                await dead_letter(report, event.to_wire(), describe(exc), event.type)
+                await dead_letter(report, _as_payload(event), describe(exc), event.type)
             return
     middle = len(events) // 2
     await apply_isolating(events[:middle], report)
     await apply_isolating(events[middle:], report)
+
+
+def _as_payload(event: BaseEvent) -> Any:
+    """The event as it travels, to store with its dead letter (its fields as text if even that fails)."""
+    try:
+        return event.to_wire()
+    except Exception:
+        return {"event_id": str(event.event_id), "type": event.type, "unserializable": repr(event)[:10_000]}
 
 
 async def process_batch(
@@ -224,11 +267,6 @@ async def process_batch(
 ) -> BatchReport:
     """Everything one batch needs, except the handling of the machinery's failures."""
     report = BatchReport()
-    if len(raw_events) > config.max_batch:
-        reason = f"arrived in a batch of {len(raw_events)} events, over the limit of {config.max_batch}"
-        for raw in raw_events:
-            await dead_letter(report, raw, reason)
-        return report
     await apply_isolating(await validate(raw_events, report, config), report, committer)
     # Retry parked events when this batch may have brought their dependency, or when it parked some:
     # their dependency may have been committed by a concurrent job just before they were parked.
@@ -239,17 +277,46 @@ async def process_batch(
     return report
 
 
-async def requeue(ctx: dict[str, Any], raw_events: list[Any], *, attempt: int, delay_s: float) -> None:
-    """Put events back on the queue as a new job (a fresh arq try count)."""
+async def requeue(ctx: dict[str, Any], raw_events: list[Any], *, delay_s: float) -> None:
+    """Put events back on the queue as a new job (a fresh arq try count), in the documented wire shape."""
     config: Config = ctx["config"]
     await ctx["redis"].enqueue_job(
-        JOB_FUNCTION,
-        raw_events,
-        attempt=attempt,
-        _queue_name=config.queue,
-        _defer_by=delay_s,
-        _expires=config.job_ttl_s,
+        JOB_FUNCTION, raw_events, _queue_name=config.queue, _defer_by=delay_s, _expires=config.job_ttl_s
     )
+
+
+class Outage:
+    """How long the database has been unavailable, for the back-off of re-enqueued jobs.
+
+    Kept by the worker (in the jobs' shared context), never read from a job: nothing a producer
+    writes can change it. Every job failing during one outage waits longer the longer it lasts;
+    the first commit that succeeds ends it.
+    """
+
+    #: (seconds since the outage began, delay before a re-enqueued job runs again)
+    STEPS: tuple[tuple[float, float], ...] = ((2, 1), (5, 2), (15, 5), (40, 10), (120, 30))
+    LONGEST_DELAY_S = 60.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def delay_s(self) -> float:
+        """The back-off for a job failing now (the outage begins with the first)."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        lasted = now - self.since
+        return next((delay for bound, delay in self.STEPS if lasted < bound), self.LONGEST_DELAY_S)
+
+    def over(self) -> None:
+        self.since = None
+
+
+def _outage(ctx: dict[str, Any]) -> Outage:
+    outage = ctx.get("outage")
+    if not isinstance(outage, Outage):
+        outage = ctx["outage"] = Outage()
+    return outage
 
 
 async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: BatchReport) -> None:
@@ -265,25 +332,30 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
         return
     middle = len(raw_events) // 2
     log.warning("job %s crashed the worker %d times: split in two", ctx.get("job_id"), job_try - 1)
-    await requeue(ctx, raw_events[:middle], attempt=0, delay_s=0)
-    await requeue(ctx, raw_events[middle:], attempt=0, delay_s=0)
+    await requeue(ctx, raw_events[:middle], delay_s=0)
+    await requeue(ctx, raw_events[middle:], delay_s=0)
 
 
-async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -> dict[str, Any]:
-    """The job. `attempt` counts re-enqueues after the database was unavailable (for the back-off)."""
+async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, Any]:
+    """The job: one batch of raw events, exactly as the producer sent it (see `worker.poison` for the shape)."""
     config: Config = ctx.get("config") or get_config()
-    batch: list[Any] = raw_events if isinstance(raw_events, list) else [raw_events]
+    batch = raw_events
     report = BatchReport()
     async with job_lock_heartbeat(ctx, config.lock_ttl_s):
         try:
+            if len(batch) > config.max_batch:  # one dead letter for the whole batch: one row, not a million
+                reason = f"a batch of {len(batch)} events, over the limit of {config.max_batch} (KOMAS_MAX_BATCH)"
+                await dead_letter(report, batch, f"job {ctx.get('job_id')}: {reason}")
+                return report.as_result()
             if int(ctx.get("job_try", 1)) > config.max_crashes:
                 await _after_crashes(ctx, batch, report)
                 return report.as_result() | {"split": len(batch) > 1}
             committer: GroupCommitter | None = ctx.get("committer")
             with committer.expecting() if committer is not None else contextlib.nullcontext():
                 report = await process_batch(batch, config, committer)
+            _outage(ctx).over()
         except Exception as exc:
-            return await _recover(ctx, batch, exc, attempt)
+            return await _recover(ctx, batch, exc)
     log.info(
         "job %s, batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
         ctx.get("job_id"),
@@ -297,13 +369,13 @@ async def apply_events(ctx: dict[str, Any], raw_events: Any, attempt: int = 0) -
     return report.as_result()
 
 
-async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attempt: int) -> dict[str, Any]:
+async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception) -> dict[str, Any]:
     """Never let an exception reach arq (it would drop the job): re-enqueue or dead-letter instead."""
     try:
         if is_transient(exc):
-            delay = REQUEUE_BACKOFF_S[min(attempt, len(REQUEUE_BACKOFF_S) - 1)]
+            delay = _outage(ctx).delay_s()
             log.warning("database unavailable (%s): %d events re-enqueued in %ss", describe(exc), len(batch), delay)
-            await requeue(ctx, batch, attempt=attempt + 1, delay_s=delay)
+            await requeue(ctx, batch, delay_s=delay)
             return {"requeued": len(batch), "reason": describe(exc)}
         log.exception("unexpected error applying a batch; its unapplied events are dead-lettered")
         report = BatchReport()
@@ -316,7 +388,7 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, attemp
     except Exception as second:
         # Neither Redis nor the database takes the events now: let arq run the job again later.
         log.warning("could not re-enqueue or dead-letter (%s); job retried by arq", describe(second))
-        raise Retry(defer=REQUEUE_BACKOFF_S[-1]) from second
+        raise Retry(defer=Outage.LONGEST_DELAY_S) from second
 
 
 async def _settled_ids(event_ids: list[str | None], *, parked_too: bool) -> set[str]:
@@ -326,10 +398,18 @@ async def _settled_ids(event_ids: list[str | None], *, parked_too: bool) -> set[
         return await session.run_sync(_on_connection, known_ids, wanted, parked_too=parked_too)
 
 
-async def dead_letter_job(ctx: dict[str, Any], raw: str, reason: str) -> dict[str, Any]:
-    """Target of poison jobs (not JSON, unknown function): store the raw job as a dead letter."""
+async def dead_letter_job(ctx: dict[str, Any], poison: PoisonJob) -> dict[str, Any]:
+    """Target of every job body that is not the documented shape (`worker.poison`): one dead letter, raw bytes kept.
+
+    Only the worker's deserializer makes a `PoisonJob`. When it cannot be stored now (the database
+    is unavailable), the job runs again later: arq would otherwise forget it.
+    """
     report = BatchReport()
-    await dead_letter(report, raw, reason)
+    try:
+        await dead_letter(report, poison.raw, f"job {ctx.get('job_id')}: {poison.reason}")
+    except Exception as exc:
+        log.warning("could not dead-letter job %s (%s); retried later", ctx.get("job_id"), describe(exc))
+        raise Retry(defer=Outage.LONGEST_DELAY_S) from exc
     return report.as_result()
 
 

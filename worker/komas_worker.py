@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from arq.worker import Function
 
 from worker.claims import Claimed, Finish, JobScripts
 from worker.heartbeat import LOCK_KEPT, locks_kept_alive
+from worker.jobs import BatchReport, dead_letter
 
 log = logging.getLogger("komas.worker")
 
@@ -99,13 +101,20 @@ class KomasWorker(Worker):
         """Claim the due jobs among `job_ids` that nobody runs, as many as there are free slots, and start them."""
         free = self.max_jobs - self.job_counter
         candidates: list[str] = []
+        foreign: list[bytes] = []
         for job_id_b in job_ids:
             if len(candidates) >= free:
                 break
-            job_id = job_id_b.decode()
+            try:
+                job_id = job_id_b.decode()
+            except UnicodeDecodeError:
+                foreign.append(job_id_b)
+                continue
             running = self.tasks.get(job_id)
             if running is None or running.done():
                 candidates.append(job_id)
+        if foreign:
+            self._dead_letter_foreign(foreign)
         if not candidates:
             return
         claimed = await self.scripts.claim(
@@ -123,11 +132,37 @@ class KomasWorker(Worker):
             if ready is not None:
                 unit.append(ready)
                 continue
-            task = self.loop.create_task(self.run_job(job.job_id, job.score))
+            task = self.loop.create_task(self._guarded(job.job_id, self.run_job(job.job_id, job.score)))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job.job_id] = task
         if unit:
             self._start_unit(unit)
+
+    async def _guarded(self, what: str, running: Coroutine[Any, Any, None]) -> None:
+        """Run a job (or a unit) so that nothing it raises reaches arq's poll loop, which would stop the worker.
+
+        Our jobs end in a result whatever their input; this is the net under the machinery: the
+        job keeps its place in the queue and runs again once its lock lapses (its tries counted,
+        so `KOMAS_MAX_CRASHES` applies), and every other job goes on.
+        """
+        try:
+            await running
+        except Exception:
+            log.exception("job %s: running it failed; it runs again once its lock lapses", what)
+
+    def _dead_letter_foreign(self, job_ids: list[bytes]) -> None:
+        """Jobs whose id is not UTF-8: stored whole as dead letters, then removed from the queue (see claims)."""
+        key = "foreign:" + ",".join(repr(job_id) for job_id in job_ids)
+        running = self.tasks.get(key)
+        if running is None or running.done():
+            self.tasks[key] = self.loop.create_task(self._guarded(key, self._store_foreign(job_ids)))
+
+    async def _store_foreign(self, job_ids: list[bytes]) -> None:
+        taken = await self.scripts.take_foreign(job_ids, lock_ms=int(self.in_progress_timeout_s * 1000))
+        for job_id, body in taken.items():
+            await dead_letter(BatchReport(), body, f"job id {job_id!r} is not UTF-8: job ids must be UTF-8 text")
+        if taken:
+            await self.scripts.forget(list(taken))
 
     def _unit_job(self, job: Claimed) -> UnitJob | None:
         """The job decoded for a unit, or None when arq's `run_job` must run it (see the module)."""
@@ -147,7 +182,7 @@ class KomasWorker(Worker):
     def _start_unit(self, jobs: list[UnitJob]) -> None:
         size = sum(len(job.claimed.body or b"") for job in jobs)
         self._bytes_running += size
-        task = self.loop.create_task(self._run_unit(jobs))
+        task = self.loop.create_task(self._guarded(f"unit of {len(jobs)}", self._run_unit(jobs)))
 
         def done(_: object) -> None:
             self._bytes_running -= size

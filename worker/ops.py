@@ -17,7 +17,7 @@ log = logging.getLogger("komas.worker")
 
 
 def replayable_events(letter: DeadLetter) -> list[Any] | None:
-    """The events a dead letter holds: one event, or the events of a whole stored job; None if not JSON."""
+    """The events a dead letter holds: one event, a batch, or the events of a whole stored job; None if not JSON."""
     try:
         payload = loads(letter.payload)
     except ValueError:
@@ -27,6 +27,8 @@ def replayable_events(letter: DeadLetter) -> list[Any] | None:
         if isinstance(args, list) and args and isinstance(args[0], list):
             return list(args[0])
         return None
+    if isinstance(payload, list):  # a batch dead-lettered whole (over the batch limit)
+        return payload
     return [payload]
 
 
@@ -44,7 +46,9 @@ async def dlq_replay(ctx: dict[str, Any], letter_ids: list[int] | None = None) -
         if not events:
             skipped.append({"id": letter.id, "reason": "payload is not JSON events; nothing to replay"})
             continue
-        await ctx["redis"].enqueue_job(JOB_FUNCTION, events, _queue_name=config.queue, _expires=config.job_ttl_s)
+        for start in range(0, len(events), config.max_batch):
+            chunk = events[start : start + config.max_batch]
+            await ctx["redis"].enqueue_job(JOB_FUNCTION, chunk, _queue_name=config.queue, _expires=config.job_ttl_s)
         replayed.append(letter.id)
     if replayed:
         await DeadLetterManager.mark_replayed(replayed)

@@ -182,6 +182,11 @@ async def run_forever(
                 raise
         except REDIS_DOWN as exc:
             log.warning("Redis unavailable (%s); restarting the worker in %.0fs", exc, delay)
+        except Exception:
+            if "committer" not in worker.ctx:  # it never started (bad configuration, no database): say so and exit
+                raise
+            # The last net: a worker that stopped on one bad job would stop on it again at every start.
+            log.exception("the worker stopped on an unexpected error; starting it again in %.0fs", delay)
         finally:
             with contextlib.suppress(*REDIS_DOWN, RuntimeError):
                 await worker.close()

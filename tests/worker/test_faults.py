@@ -23,7 +23,14 @@ def test_locked_and_full_databases_are_transient() -> None:
 
 def test_constraint_violations_and_domain_refusals_are_the_events_fault() -> None:
     integrity = IntegrityError("INSERT ...", {}, sqlite3.IntegrityError("UNIQUE constraint failed: signals.uid"))
-    for error in (integrity, InvalidStateError("closed"), MissingDependencyError("no bot"), ValueError("bad")):
+    unexpected = (OverflowError("date value out of range"), RuntimeError("a bug met by one event"))
+    for error in (
+        integrity,
+        InvalidStateError("closed"),
+        MissingDependencyError("no bot"),
+        ValueError("bad"),
+        *unexpected,
+    ):
         assert is_event_fault(error)
         assert not is_transient(error)
 

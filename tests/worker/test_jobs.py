@@ -25,6 +25,7 @@ from worker.config import Config
 from worker.db import read_session
 from worker.group_commit import GroupCommitter
 from worker.jobs import apply_events
+from worker.managers.dead_letters import DeadLetterManager
 from worker.models import Bot, DeadLetter, ParkedEvent, ProcessedEvent, Signal
 
 CTX: dict[str, Any] = {"job_try": 1}
@@ -110,13 +111,6 @@ async def test_each_job_logs_one_line_naming_it(bot_id: int, caplog: pytest.LogC
         event = created(bot_id, "a")
         await apply_events({**CTX, "job_id": "job-42"}, wire(event, event))
     assert "job job-42, batch of 2: 1 applied, 1 duplicate, 0 parked, 0 dead-lettered, 0 rejected" in caplog.messages
-
-
-async def test_a_single_event_not_in_a_list_is_applied(bot_id: int) -> None:
-    event = created(bot_id, "solo")
-    result = await apply_events(CTX, event.to_wire())
-    assert result["applied_ids"] == [str(event.event_id)]
-    assert await SignalManager.get_by_uid("solo") is not None
 
 
 async def test_an_empty_batch_does_nothing(bot_id: int) -> None:
@@ -375,9 +369,12 @@ async def test_a_batch_over_the_limit_is_dead_lettered_whole(sqlite_url: str, bo
     events = [created(bot_id, f"m{n}") for n in range(4)]
     result = await apply_events({"job_try": 1, "config": config}, wire(*events))
     assert result["applied"] == 0
-    assert result["dead_lettered"] == 4
-    assert all("over the limit of 3" in letter["reason"] for letter in result["dead_letters"])
+    assert result["dead_lettered"] == 1  # one row for the batch, whatever its length
+    assert "a batch of 4 events, over the limit of 3" in result["dead_letters"][0]["reason"]
     assert await count(Signal) == 0
+    letters = await DeadLetterManager.list_all()
+    assert len(letters) == 1
+    assert all(str(event.event_id) in letters[0].payload for event in events)
 
 
 # --- after crashes -------------------------------------------------------------------------------
