@@ -17,7 +17,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, Table, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -26,11 +26,11 @@ from events.catalogue import BaseEvent
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
 from worker.fast_sql import AMONG, among, among_values, insert_rows, prebuilt, scalars_among
 from worker.models import Base, Bot, ParkedEvent, Preset, ProcessedEvent, Signal
+from worker.rules import OPEN_STATUSES, is_win, pnl_units, version
 from worker.types import utc_now
 
 T = TypeVar("T")
 IN_CHUNK = 5000  # bound on the parameters of one IN (...) list
-OPEN_STATUSES = ("pending", "active")
 
 bots: Table = Base.metadata.tables["bots"]
 signals: Table = Base.metadata.tables["signals"]
@@ -62,7 +62,7 @@ _CLOSE_SIGNAL = (
         exit_price=bindparam("s_exit_price"),
         exit_reason=bindparam("s_exit_reason"),
         pnl_percent=bindparam("s_pnl_percent"),
-        pnl_amount=bindparam("s_pnl_amount"),
+        pnl_amount=bindparam("s_pnl_amount", type_=BigInteger),  # units (worker.money), not converted again
         closed_at=bindparam("s_closed_at"),
     )
 )
@@ -73,14 +73,18 @@ _ADD_STATS = (
         total_signals=bots.c.total_signals + bindparam("b_n"),
         total_wins=bots.c.total_wins + bindparam("b_wins"),
         total_losses=bots.c.total_losses + bindparam("b_losses"),
-        total_profit=bots.c.total_profit + bindparam("b_profit"),
+        total_profit=bots.c.total_profit + bindparam("b_profit", type_=BigInteger),  # units: integers add exactly
         updated_at=bindparam("b_now"),
     )
 )
 _PRESET_METRICS = (
     update(presets)
-    .where(presets.c.id == bindparam("p_id"))
+    .where(
+        presets.c.id == bindparam("p_id"),
+        or_(presets.c.metrics_version.is_(None), presets.c.metrics_version < bindparam("p_version")),
+    )
     .values(
+        metrics_version=bindparam("p_version"),
         win_rate=bindparam("p_win_rate"),
         profit_factor=bindparam("p_profit_factor"),
         total_profit_percent=bindparam("p_total_profit_percent"),
@@ -92,8 +96,11 @@ _PRESET_METRICS = (
 )
 _TOGGLE = (
     update(bots)
-    .where(bots.c.id == bindparam("b_id"))
-    .values(is_active=bindparam("b_active"), updated_at=bindparam("b_now"))
+    .where(
+        bots.c.id == bindparam("b_id"),
+        or_(bots.c.active_version.is_(None), bots.c.active_version < bindparam("b_version")),
+    )
+    .values(is_active=bindparam("b_active"), active_version=bindparam("b_version"), updated_at=bindparam("b_now"))
 )
 
 
@@ -189,7 +196,7 @@ def _insert_signals(connection: Connection, events: Sequence[SignalCreated]) -> 
 
 def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> None:
     uids = [event.signal_uid for event in events]
-    found: dict[str, tuple[int, str, int, float]] = {}
+    found: dict[str, tuple[int, str, int, float]] = {}  # uid: id, status, bot, position size
     dialect = connection.dialect.name
     query = prebuilt(
         ("open signals", dialect),
@@ -203,7 +210,7 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
             found[uid] = (signal_id, status, bot_id, position_size)
     closing: set[str] = set()
     updates: list[dict[str, Any]] = []
-    stats: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])  # signals, wins, losses, profit
+    stats: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # signals, wins, losses, profit (units)
     for event in events:
         if event.signal_uid not in found:
             raise MissingDependencyError(f"signal {event.signal_uid!r} does not exist (yet)")
@@ -213,7 +220,7 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
                 f"signal {signal_id} is already {'closed' if event.signal_uid in closing else status}"
             )
         closing.add(event.signal_uid)
-        amount = event.pnl_amount if event.pnl_amount is not None else position_size * event.pnl_percent / 100.0
+        amount = pnl_units(event.pnl_amount, position_size, event.pnl_percent)
         updates.append(
             {
                 "s_id": signal_id,
@@ -224,7 +231,7 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
                 "s_closed_at": event.occurred_at,
             }
         )
-        win = event.pnl_percent > 0
+        win = is_win(event.pnl_percent)
         totals = stats[bot_id]
         totals[0] += 1
         totals[1] += int(win)
@@ -267,13 +274,18 @@ def record_backtests(connection: Connection, events: Sequence[BacktestFinished])
             for event in events
         ],
     )
-    latest = {event.preset_id: event for event in events}  # the last one of each preset wins, as in sequence
+    latest: dict[int, tuple[str, BacktestFinished]] = {}  # the newest of each preset (state follows time)
+    for event in events:
+        at = version(event.occurred_at, event.event_id)
+        if event.preset_id not in latest or at > latest[event.preset_id][0]:
+            latest[event.preset_id] = (at, event)
     now = utc_now()
     connection.execute(
         _PRESET_METRICS,
         [
             {
                 "p_id": preset_id,
+                "p_version": at,
                 "p_win_rate": event.win_rate,
                 "p_profit_factor": event.profit_factor,
                 "p_total_profit_percent": event.total_profit_percent,
@@ -281,7 +293,7 @@ def record_backtests(connection: Connection, events: Sequence[BacktestFinished])
                 "p_sharpe_ratio": event.sharpe_ratio,
                 "p_now": now,
             }
-            for preset_id, event in latest.items()
+            for preset_id, (at, event) in latest.items()
         ],
     )
 
@@ -291,10 +303,18 @@ def toggle_bots(connection: Connection, events: Sequence[BotToggled]) -> None:
     for event in events:
         if event.bot_id not in present:
             raise MissingDependencyError(f"bot {event.bot_id} does not exist")
-    final = {event.bot_id: event.active for event in events}
+    latest: dict[int, tuple[str, bool]] = {}  # the newest toggle of each bot (state follows time)
+    for event in events:
+        at = version(event.occurred_at, event.event_id)
+        if event.bot_id not in latest or at > latest[event.bot_id][0]:
+            latest[event.bot_id] = (at, event.active)
     now = utc_now()
     connection.execute(
-        _TOGGLE, [{"b_id": bot_id, "b_active": active, "b_now": now} for bot_id, active in final.items()]
+        _TOGGLE,
+        [
+            {"b_id": bot_id, "b_active": active, "b_version": at, "b_now": now}
+            for bot_id, (at, active) in latest.items()
+        ],
     )
 
 

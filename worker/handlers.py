@@ -1,6 +1,9 @@
-"""One handler per event type: turn a validated event into manager calls.
+"""Applying one event on its own, inside the worker's transaction (commands, parked retries, bisection).
 
-Handlers run inside the worker's transaction, so every manager call they make joins it.
+Trading events go through the same set-based appliers as whole batches (`worker.bulk`), as a run
+of one: the rules (what a win is, how an amount is derived, which toggle is newer) are written
+once. Commands go to their handlers (`worker.command_handlers`), which call the managers; every
+manager call joins the transaction.
 """
 
 from __future__ import annotations
@@ -8,87 +11,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
+from sqlalchemy.orm import Session
+
 from events.catalogue import BaseEvent
+from worker.bulk import BULK_APPLIERS
 from worker.command_handlers import COMMAND_HANDLERS
 from worker.db import transaction
-from worker.errors import MissingDependencyError
-from worker.managers import BotManager, PresetManager, SignalManager
-from worker.models import BacktestResult
+from worker.models import Bot, Preset, Signal
 
 Handler = Callable[[Any], Awaitable[Any]]
-
-
-async def on_signal_created(event: SignalCreated) -> None:
-    await SignalManager.create(
-        uid=event.signal_uid,
-        bot_id=event.bot_id,
-        symbol=event.symbol,
-        timeframe=event.timeframe,
-        direction=event.direction,
-        entry_price=event.entry_price,
-        stop_loss=event.stop_loss,
-        take_profits=[tp.model_dump() for tp in event.take_profits],
-        indicator_values=event.indicator_values,
-        created_at=event.occurred_at,
-    )
-
-
-async def on_signal_closed(event: SignalClosed) -> None:
-    await SignalManager.close_by_uid(
-        event.signal_uid,
-        exit_price=event.exit_price,
-        exit_reason=event.exit_reason,
-        pnl_percent=event.pnl_percent,
-        pnl_amount=event.pnl_amount,
-        closed_at=event.occurred_at,
-    )
-
-
-async def on_backtest_finished(event: BacktestFinished) -> None:
-    preset = await PresetManager.update_performance(
-        event.preset_id,
-        win_rate=event.win_rate,
-        profit_factor=event.profit_factor,
-        total_profit_percent=event.total_profit_percent,
-        max_drawdown_percent=event.max_drawdown_percent,
-        sharpe_ratio=event.sharpe_ratio,
-    )
-    if preset is None:
-        raise MissingDependencyError(f"preset {event.preset_id} does not exist")
-    async with transaction() as session:
-        session.add(
-            BacktestResult(
-                preset_id=event.preset_id,
-                event_id=str(event.event_id),
-                symbol=event.symbol,
-                timeframe=event.timeframe,
-                win_rate=event.win_rate,
-                profit_factor=event.profit_factor,
-                total_profit_percent=event.total_profit_percent,
-                max_drawdown_percent=event.max_drawdown_percent,
-                sharpe_ratio=event.sharpe_ratio,
-                total_trades=event.total_trades,
-                params=event.params,
-                created_at=event.occurred_at,
-            )
-        )
-
-
-async def on_bot_toggled(event: BotToggled) -> None:
-    if not await BotManager.set_active(event.bot_id, event.active):
-        raise MissingDependencyError(f"bot {event.bot_id} does not exist")
-
-
-HANDLERS: dict[str, Handler] = {
-    "signal.created": on_signal_created,
-    "signal.closed": on_signal_closed,
-    "backtest.finished": on_backtest_finished,
-    "bot.toggled": on_bot_toggled,
-    **COMMAND_HANDLERS,
-}
+#: What the set-based appliers write.
+WRITTEN_BY_APPLIERS = (Bot, Signal, Preset)
 
 
 async def handle(event: BaseEvent) -> Any:
-    """Dispatch on the event's `type`; returns the handler's JSON-able answer (commands) or None."""
-    return await HANDLERS[event.type](event)
+    """Apply one event; returns a command handler's JSON-able answer, or None for a trading event."""
+    bulk = BULK_APPLIERS.get(event.type)
+    if bulk is None:
+        return await COMMAND_HANDLERS[event.type](event)
+
+    def run(sync_session: Session) -> None:
+        bulk(sync_session.connection(), [event])
+
+    async with transaction() as session:
+        await session.run_sync(run)
+        # Set-based statements bypass the identity map: rows they may have changed are read again
+        # when next used. Only those: the caller may hold other objects (a parked row) it still reads.
+        for held in list(session.identity_map.values()):
+            if isinstance(held, WRITTEN_BY_APPLIERS):
+                session.expire(held)
+    return None

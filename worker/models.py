@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
-from worker.types import JSONType, UTCDateTime, utc_now
+from worker.types import JSONType, Money, UTCDateTime, utc_now
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -102,6 +102,8 @@ class Preset(Base):
     total_profit_percent: Mapped[float | None] = mapped_column(Float)
     max_drawdown_percent: Mapped[float | None] = mapped_column(Float)
     sharpe_ratio: Mapped[float | None] = mapped_column(Float)
+    #: When the metrics above were true (`worker.rules.version`): an older backtest does not overwrite them.
+    metrics_version: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     last_used_at: Mapped[datetime | None] = mapped_column()
@@ -120,12 +122,15 @@ class Bot(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     position_size: Mapped[float] = mapped_column(Float, default=100.0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: When `is_active` was last set (`worker.rules.version`): an older toggle arriving later does not win.
+    active_version: Mapped[str | None] = mapped_column(String(80))
     telegram_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     telegram_chat_id: Mapped[str | None] = mapped_column(String(100))
     total_signals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     total_wins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     total_losses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    total_profit: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    #: The exact sum of its closed signals' `pnl_amount` (units of 10^-8, see `worker.money`).
+    total_profit: Mapped[float] = mapped_column(Money, default=0.0, server_default=text("0"))
     last_signal_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
@@ -155,7 +160,7 @@ class Signal(Base):
     exit_price: Mapped[float | None] = mapped_column(Float)
     exit_reason: Mapped[str | None] = mapped_column(String(50))
     pnl_percent: Mapped[float | None] = mapped_column(Float)
-    pnl_amount: Mapped[float | None] = mapped_column(Float)
+    pnl_amount: Mapped[float | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     closed_at: Mapped[datetime | None] = mapped_column()
 

@@ -518,7 +518,7 @@ def check_invariants(
             "SELECT id, total_signals, total_wins, total_losses, total_profit FROM bots"
         )}  # fmt: skip
         from_signals = {row[0]: row[1:] for row in db.execute(
-            "SELECT bot_id, count(*), sum(pnl_percent > 0), sum(pnl_percent <= 0), coalesce(sum(pnl_amount), 0.0) "
+            "SELECT bot_id, count(*), sum(pnl_percent > 0), sum(pnl_percent <= 0), coalesce(sum(pnl_amount), 0) "
             "FROM signals WHERE status = 'closed' GROUP BY bot_id"
         )}  # fmt: skip
     lost = published - applied - dead
@@ -530,17 +530,19 @@ def check_invariants(
     for bot_id, (signals, wins, losses, profit) in stats.items():
         n, w, lo, p = from_signals.get(bot_id, (0, 0, 0, 0.0))
         assert (signals, wins, losses) == (n, w, lo), f"bot {bot_id}: stats {stats[bot_id]} != signals {n, w, lo}"
-        assert profit == pytest.approx(p, abs=1e-6), f"bot {bot_id}: profit {profit} != {p}"
+        assert profit == p, f"bot {bot_id}: profit {profit} != {p} (units of 10^-8: exactly the sum)"
 
 
 def check_outcome(db_path: Path, builder: StreamBuilder) -> None:
     """The database says exactly what the stream leads to: every signal, every stat, every backtest."""
     expected = builder.expected
     with connect(db_path) as db:
-        signals = {row[0]: row[1:] for row in db.execute("SELECT uid, bot_id, status, pnl_amount FROM signals")}
+        signals = {row[0]: row[1:] for row in db.execute(
+            "SELECT uid, bot_id, status, pnl_amount / 100000000.0 FROM signals"  # amounts: units of 10^-8
+        )}  # fmt: skip
         backtests = {row[0] for row in db.execute("SELECT event_id FROM backtest_results")}
         stats = {row[0]: row[1:] for row in db.execute(
-            "SELECT id, total_signals, total_wins, total_losses, total_profit, is_active FROM bots"
+            "SELECT id, total_signals, total_wins, total_losses, total_profit / 100000000.0, is_active FROM bots"
         )}  # fmt: skip
     ours = {uid: row for uid, row in signals.items() if uid.startswith(builder.prefix + ":")}
     assert set(ours) == set(expected.signals), "signals missing or extra"
@@ -551,7 +553,7 @@ def check_outcome(db_path: Path, builder: StreamBuilder) -> None:
             assert status == "active", uid
         else:
             assert status == "closed", uid
-            assert got_amount == pytest.approx(amount, abs=1e-9), uid
+            assert got_amount == pytest.approx(amount, abs=1e-8), uid  # rounded to 8 places once
     assert expected.backtests <= backtests
     for bot_id, (n, wins, losses, profit) in builder.expected_stats().items():
         got = stats[bot_id]

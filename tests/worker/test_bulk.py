@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from events.catalogue import BaseEvent
-from worker import BotManager, PresetManager, close_db, init_db, transaction
-from worker.db import Database
+from tests.worker.conftest import FreshDatabase, seed_trading
+from worker import close_db, transaction
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError
 from worker.handlers import handle
 from worker.jobs import apply_in_transaction
-from worker.models import BacktestResult, Base, Bot, Preset, Signal
+from worker.models import BacktestResult, Bot, Preset, Signal
 
 # Wall-clock times differ between the two runs by construction; ids are compared through their rows.
 IGNORED = {"updated_at", "last_used_at", "id"}
@@ -62,45 +60,6 @@ def stream(seed: int) -> list[BaseEvent]:
     return events
 
 
-#: Makes an empty database and returns its URL.
-FreshDatabase = Callable[[str], Awaitable[str]]
-
-
-@pytest.fixture(
-    params=["sqlite-writer-thread", "sqlite-async-session", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def fresh_database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FreshDatabase:
-    """Each way a batch can be applied: SQLite's writer thread, the async session (PostgreSQL's path)."""
-    if request.param == "sqlite-async-session":
-        monkeypatch.setattr(Database, "sqlite_writer", lambda _self: None)
-    if request.param != "postgres":
-
-        async def sqlite_file(name: str) -> str:
-            return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
-
-        return sqlite_file
-    url: str = request.getfixturevalue("postgres_url")
-
-    async def emptied(_name: str) -> str:
-        database = init_db(url)
-        await database.ensure_schema()
-        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-        async with database.writer.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        await close_db()
-        return url
-
-    return emptied
-
-
-async def _seed(url: str) -> None:
-    init_db(url)
-    for name in ("p1", "p2"):
-        await PresetManager.create(name=name)
-    for size in (100.0, 250.0, 40.0):
-        await BotManager.create(name=f"bot{size}", symbol="BTCUSDT", timeframe="1h", position_size=size)
-
-
 async def _snapshot() -> dict[str, list[dict[str, Any]]]:
     snapshot: dict[str, list[dict[str, Any]]] = {}
     async with transaction() as session:
@@ -120,12 +79,12 @@ async def _snapshot() -> dict[str, list[dict[str, Any]]]:
 
 async def test_bulk_and_event_by_event_end_in_the_same_database(fresh_database: FreshDatabase) -> None:
     events = stream(seed=7)
-    await _seed(await fresh_database("bulk"))
+    await seed_trading(await fresh_database("bulk"))
     await apply_in_transaction(events)
     bulk = await _snapshot()
     await close_db()
 
-    await _seed(await fresh_database("one_by_one"))
+    await seed_trading(await fresh_database("one_by_one"))
     for event in events:
         async with transaction():
             await handle(event)
@@ -164,7 +123,7 @@ def _created(uid: str, bot_id: int = 1) -> SignalCreated:
 async def test_bulk_refuses_what_the_managers_refuse_and_changes_nothing(
     fresh_database: FreshDatabase, events: list[BaseEvent], error: type[Exception]
 ) -> None:
-    await _seed(await fresh_database("refuse"))
+    await seed_trading(await fresh_database("refuse"))
     before = await _snapshot()
     with pytest.raises(error):
         await apply_in_transaction([e.model_copy(update={"event_id": uuid.uuid4()}) for e in events])

@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, delete, insert, inspect, select, update
+from sqlalchemy import Connection, delete, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from worker.db import Database
@@ -182,3 +182,22 @@ async def test_migration_0003_keeps_cache_rows_and_takes_big_files(db: Database)
         await conn.execute(update(DataCacheInfo).values(file_size=3 * 2**30))
         rows = (await conn.execute(select(DataCacheInfo.symbol, DataCacheInfo.file_size))).all()
     assert [tuple(row) for row in rows] == [("BTCUSDT", 3 * 2**30)]
+
+
+async def test_migration_0006_rounds_amounts_into_units_and_keeps_them(db: Database) -> None:
+    """From 0005 to head: float totals with drift become exact units, on SQLite and PostgreSQL."""
+    async with db.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0005"))
+        await conn.execute(
+            text(
+                "INSERT INTO bots (name, symbol, timeframe, config, position_size, is_active, telegram_enabled,"
+                " total_signals, total_wins, total_losses, total_profit, created_at, updated_at)"
+                " VALUES ('b', 'BTCUSDT', '1h', '{}', 100.0, false, false, 2, 1, 1, 304.16958800000003,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    await upgrade(db.writer)
+    async with db.writer.begin() as conn:
+        assert (await conn.execute(text("SELECT total_profit FROM bots"))).scalar_one() == 30_416_958_800
+        assert (await conn.execute(select(Bot.total_profit))).scalar_one() == 304.169588
+        assert (await conn.execute(select(Bot.active_version))).scalar_one() is None

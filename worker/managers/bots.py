@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -11,7 +12,9 @@ from worker.db import read_session, transaction
 from worker.errors import NotFoundError
 from worker.managers._fields import checked_fields
 from worker.models import Bot, Preset
-from worker.types import utc_now
+from worker.money import to_units
+from worker.rules import version
+from worker.types import units, utc_now
 
 UPDATABLE = (
     "name",
@@ -92,6 +95,8 @@ class BotManager:
                 await _require_preset(changes["preset_id"])
             for key, value in changes.items():
                 setattr(bot, key, value)
+            if "is_active" in changes:  # now is when it was set: an older toggle arriving later does not undo it
+                bot.active_version = version(utc_now())
             await session.flush()
             return bot
 
@@ -102,7 +107,7 @@ class BotManager:
             result = await session.execute(
                 update(Bot)
                 .where(Bot.id == bot_id)
-                .values(is_active=active, updated_at=utc_now())
+                .values(is_active=active, active_version=version(utc_now()), updated_at=utc_now())
                 .execution_options(synchronize_session="fetch")
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -116,8 +121,8 @@ class BotManager:
         return await BotManager.set_active(bot_id, False)
 
     @staticmethod
-    async def increment_stats(bot_id: int, is_win: bool, pnl: float) -> bool:
-        """Count one finished trade in a single UPDATE (never read-modify-write)."""
+    async def increment_stats(bot_id: int, is_win: bool, pnl: float | Decimal) -> bool:
+        """Count one finished trade in a single UPDATE (never read-modify-write); `pnl` is rounded to 8 places."""
         async with transaction() as session:
             result = await session.execute(
                 update(Bot)
@@ -126,7 +131,7 @@ class BotManager:
                     total_signals=Bot.total_signals + 1,
                     total_wins=Bot.total_wins + int(is_win),
                     total_losses=Bot.total_losses + int(not is_win),
-                    total_profit=Bot.total_profit + pnl,
+                    total_profit=Bot.total_profit + units(to_units(pnl)),
                     updated_at=utc_now(),
                 )
                 .execution_options(synchronize_session="fetch")

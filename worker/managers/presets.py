@@ -10,6 +10,7 @@ from worker.db import read_session, transaction
 from worker.errors import DuplicateError
 from worker.managers._fields import checked_fields
 from worker.models import Preset
+from worker.rules import version
 from worker.types import utc_now
 
 UPDATABLE = ("name", "description", "settings", "tags", "indicator_type", "is_favorite")
@@ -108,7 +109,11 @@ class PresetManager:
         max_drawdown_percent: float | None = None,
         sharpe_ratio: float | None = None,
     ) -> Preset | None:
-        """Set the metrics given (the others keep their values) and mark the preset used now."""
+        """Set the metrics given (the others keep their values) and mark the preset used now.
+
+        They are the preset's metrics as of now: a backtest that finished earlier, applied later,
+        is kept in the history but does not overwrite them (`worker.rules.version`).
+        """
         given = {
             name: value
             for name, value in {
@@ -125,7 +130,7 @@ class PresetManager:
             result = await session.execute(
                 update(Preset)
                 .where(Preset.id == preset_id)
-                .values(**given, last_used_at=now, updated_at=now)
+                .values(**given, metrics_version=version(now), last_used_at=now, updated_at=now)
                 .execution_options(synchronize_session="fetch")
             )
             if not result.rowcount:  # type: ignore[attr-defined]

@@ -12,9 +12,9 @@ from worker.db import read_session, transaction
 from worker.errors import DuplicateError, InvalidStateError, MissingDependencyError, NotFoundError
 from worker.managers.bots import BotManager
 from worker.models import SIGNAL_STATUSES, Bot, Signal
-from worker.types import utc_now
-
-OPEN_STATUSES = ("pending", "active")
+from worker.money import as_decimal
+from worker.rules import OPEN_STATUSES, is_win, pnl_units
+from worker.types import units, utc_now
 
 
 def signals_query(
@@ -128,7 +128,7 @@ class SignalManager:
             status, bot_id, position_size = row
             if status not in OPEN_STATUSES:
                 raise InvalidStateError(f"signal {signal_id} is already {status}")
-            amount = pnl_amount if pnl_amount is not None else position_size * pnl_percent / 100.0
+            amount = pnl_units(pnl_amount, position_size, pnl_percent)
             result = await session.execute(
                 update(Signal)
                 .where(Signal.id == signal_id, Signal.status.in_(OPEN_STATUSES))
@@ -137,14 +137,14 @@ class SignalManager:
                     exit_price=exit_price,
                     exit_reason=exit_reason,
                     pnl_percent=pnl_percent,
-                    pnl_amount=amount,
+                    pnl_amount=units(amount),
                     closed_at=closed_at or utc_now(),
                 )
                 .execution_options(synchronize_session="fetch")
             )
             if not result.rowcount:  # type: ignore[attr-defined]  # pragma: no cover - single writer
                 raise InvalidStateError(f"signal {signal_id} was closed concurrently")
-            await BotManager.increment_stats(bot_id, is_win=pnl_percent > 0, pnl=amount)
+            await BotManager.increment_stats(bot_id, is_win=is_win(pnl_percent), pnl=as_decimal(amount))
             signal = await session.get(Signal, signal_id, populate_existing=True)
             assert signal is not None
             return signal
