@@ -318,25 +318,17 @@ def toggle_bots(connection: Connection, events: Sequence[BotToggled]) -> None:
     )
 
 
-BULK_APPLIERS: dict[str, Callable[[Connection, Sequence[Any]], None]] = {
-    "signal.created": create_signals,
-    "signal.closed": close_signals,
-    "backtest.finished": record_backtests,
-    "bot.toggled": toggle_bots,
-}
-
-
 # --- a batch's bookkeeping, shared by the async path and the SQLite writer thread ------------------
 
 
-def _by_type(stretch: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
+def _by_type(stretch: list[BaseEvent]) -> Iterator[list[BaseEvent]]:
     ordered = sorted(stretch, key=lambda event: TRADING_ORDER[event.type])  # stable
-    for event_type, run in groupby(ordered, key=lambda event: event.type):
-        yield event_type, list(run)
+    for _event_type, run in groupby(ordered, key=lambda event: event.type):
+        yield list(run)
 
 
-def runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
-    """Runs of one type to apply in turn: few, long runs for the set-based appliers.
+def runs(events: list[BaseEvent]) -> Iterator[list[BaseEvent]]:
+    """Runs of one type to apply in turn: few, long runs for the set-based appliers; commands alone.
 
     Live bots interleave creates and closes; taken as they came, a batch would be hundreds of
     one-event runs, each paying for its own queries.
@@ -348,7 +340,7 @@ def runs(events: list[BaseEvent]) -> Iterator[tuple[str, list[BaseEvent]]]:
             continue
         yield from _by_type(stretch)
         stretch = []
-        yield event.type, [event]
+        yield [event]
     yield from _by_type(stretch)
 
 
@@ -400,12 +392,3 @@ def record_processed(connection: Connection, events: Sequence[BaseEvent], ids: S
             for event, event_id in zip(events, ids, strict=True)
         ],
     )
-
-
-def apply_trading(connection: Connection, events: Sequence[BaseEvent], *, parked_too: bool) -> list[bool]:
-    """A batch of trading events only, in the caller's transaction: new ones applied and recorded."""
-    fresh = split_fresh(connection, events, parked_too=parked_too)
-    for event_type, run in runs(fresh.events):
-        BULK_APPLIERS[event_type](connection, run)
-    record_processed(connection, fresh.events, fresh.ids)
-    return fresh.flags

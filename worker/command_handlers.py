@@ -7,7 +7,6 @@ as the answer (404, 409) instead of dead-lettering the event.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from events.commands import (
@@ -123,19 +122,3 @@ async def on_delete_cache(event: DeleteCache) -> dict[str, Any]:
     what = f"cache entry {event.symbol}/{event.timeframe}/{event.data_source}"
     _found(await DataCacheManager.delete(event.symbol, event.timeframe, event.data_source), what)
     return {"symbol": event.symbol, "timeframe": event.timeframe, "source": event.data_source, "deleted": True}
-
-
-COMMAND_HANDLERS: dict[str, Callable[[Any], Awaitable[Any]]] = {
-    "settings.set": on_set_setting,
-    "settings.delete": on_delete_setting,
-    "preset.create": on_create_preset,
-    "preset.update": on_update_preset,
-    "preset.performance": on_preset_performance,
-    "preset.favorite": on_preset_favorite,
-    "preset.delete": on_delete_preset,
-    "bot.create": on_create_bot,
-    "bot.update": on_update_bot,
-    "bot.delete": on_delete_bot,
-    "cache.upsert": on_upsert_cache,
-    "cache.delete": on_delete_cache,
-}

@@ -1,9 +1,9 @@
 """Applying one event on its own, inside the worker's transaction (commands, parked retries, bisection).
 
-Trading events go through the same set-based appliers as whole batches (`worker.bulk`), as a run
-of one: the rules (what a win is, how an amount is derived, which toggle is newer) are written
-once. Commands go to their handlers (`worker.command_handlers`), which call the managers; every
-manager call joins the transaction.
+Every event goes to its applier in the registry (`worker.registry`): a trading event through the
+same set-based applier as whole batches, as a run of one, so the rules (what a win is, how an
+amount is derived, which toggle is newer) are written once; a command to its handler, which calls
+the managers (every manager call joins the transaction).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from events.catalogue import BaseEvent
-from worker.bulk import BULK_APPLIERS
-from worker.command_handlers import COMMAND_HANDLERS
 from worker.db import transaction
 from worker.models import Bot, Preset, Signal
+from worker.registry import APPLIERS, OneByOne
 
 Handler = Callable[[Any], Awaitable[Any]]
 #: What the set-based appliers write.
@@ -26,12 +25,12 @@ WRITTEN_BY_APPLIERS = (Bot, Signal, Preset)
 
 async def handle(event: BaseEvent) -> Any:
     """Apply one event; returns a command handler's JSON-able answer, or None for a trading event."""
-    bulk = BULK_APPLIERS.get(event.type)
-    if bulk is None:
-        return await COMMAND_HANDLERS[event.type](event)
+    applier = APPLIERS[type(event)]
+    if isinstance(applier, OneByOne):
+        return await applier.apply(event)
 
     def run(sync_session: Session) -> None:
-        bulk(sync_session.connection(), [event])
+        applier.apply(sync_session.connection(), [event])
 
     async with transaction() as session:
         await session.run_sync(run)

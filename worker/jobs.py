@@ -30,7 +30,7 @@ from events import EventValidationError
 from events.catalogue import BaseEvent, parse_event, parse_events
 from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
-from worker.bulk import BULK_APPLIERS, TRADING_ORDER, known_ids, record_processed, runs, split_fresh
+from worker.bulk import known_ids, record_processed, runs, split_fresh
 from worker.config import Config, get_config
 from worker.db import current_session, get_database, transaction
 from worker.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
@@ -43,6 +43,7 @@ from worker.managers.dead_letters import DeadLetterManager
 from worker.models import ProcessedEvent
 from worker.parking import has_parked, park, retry_parked
 from worker.poison import PoisonJob
+from worker.registry import is_set_based, set_based
 
 log = logging.getLogger("komas.worker")
 T = TypeVar("T")
@@ -162,15 +163,15 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
     await database.ensure_schema()
     parked_too = database.parked_hint is not False
     writer = database.sqlite_writer()
-    if writer is not None and current_session() is None and all(event.type in TRADING_ORDER for event in events):
+    if writer is not None and current_session() is None and all(map(is_set_based, events)):
         flags = await writer.apply_trading(events, parked_too=parked_too)
         failpoint("after_commit")
         return flags, {}
     results: dict[str, Any] = {}
     async with transaction() as session:
         fresh = await session.run_sync(_on_connection, split_fresh, events, parked_too=parked_too)
-        for event_type, run in runs(fresh.events):
-            bulk = BULK_APPLIERS.get(event_type)
+        for run in runs(fresh.events):
+            bulk = set_based(type(run[0]))
             if bulk is not None:
                 await session.run_sync(_on_connection, bulk, run)
                 session.expire_all()  # set-based statements bypass the identity map

@@ -26,6 +26,7 @@ from worker.jobs import apply_events, apply_in_transaction, dead_letter_job, ret
 from worker.komas_worker import KomasWorker
 from worker.ops import dlq_drop, dlq_replay
 from worker.poison import tolerant_deserializer
+from worker.registry import check_complete
 from worker.results import worker_dumps
 from worker.warm_up import warm_up
 
@@ -47,6 +48,7 @@ CRON_JOBS = cron_jobs()
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the database and bring its schema up to date before the first job."""
     config: Config = ctx.get("config") or get_config()
+    check_complete()  # an event class without an applier would dead-letter all its events: refuse to start
     database = init_db(config.database_url)
     await database.ensure_schema()
     ctx["database"] = database

@@ -20,9 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from events.catalogue import BaseEvent
-from worker.bulk import apply_trading
 from worker.db import install_sqlite_hooks, sqlite_engine_arguments
 from worker.failpoints import failpoint
+from worker.registry import apply_trading
 from worker.warm_up import insert_rehearsal_rows, rehearsal_events
 
 

@@ -297,7 +297,7 @@ def test_runs_group_trading_events_by_type_but_keep_commands_in_place() -> None:
     close_a, toggle, command = closed("a", 1.0), BotToggled(bot_id=1, active=False), DeleteSetting(key="k")
     close_b = closed("b", 1.0)
     runs = list(worker.bulk.runs([close_a, a, toggle, b, command, close_b]))
-    assert [(kind, ids(*run)) for kind, run in runs] == [
+    assert [(run[0].type, ids(*run)) for run in runs] == [
         ("signal.created", ids(a, b)),
         ("signal.closed", ids(close_a)),
         ("bot.toggled", ids(toggle)),
