@@ -11,6 +11,9 @@ from worker.cli._common import fail, setup_logging
 from worker.cli.run import HOST_OPTION, PORT_OPTION
 from worker.config import get_config
 
+#: Seconds an idle keep-alive connection stays open (uvicorn's default, stated here on purpose).
+KEEP_ALIVE_S = 5
+
 
 def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
     """Serve the REST API (reads from the database, writes through the worker).
@@ -35,7 +38,15 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
     # that was installed before it: make that one a no-op, so a clean stop exits 0 (`komas up` checks it).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _already_handled)
-    uvicorn.run(create_app(config), host=bind_host, port=bind_port, log_level=config.log_level.lower())
+    uvicorn.run(
+        create_app(config),
+        host=bind_host,
+        port=bind_port,
+        log_level=config.log_level.lower(),
+        # An idle connection closes after this; a request body that is late gets 408 from the app's
+        # BodyTimeout (KOMAS_API_BODY_TIMEOUT_S): uvicorn itself has no timeout for a slow body.
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 def _already_handled(_signum: int, _frame: FrameType | None) -> None:
