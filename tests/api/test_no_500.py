@@ -203,7 +203,9 @@ async def test_a_stored_lone_surrogate_is_shown_as_a_replacement_character(
     """What a JavaScript bot cutting a string inside an emoji left in an older version's database."""
     stored = r'{"note\ud83d": "cut \ud83d", "ok": "\ud83d\ude00", "n": 1}'
     with closing(sqlite3.connect(database_file(migrated))) as db, db:
-        db.execute("UPDATE signals SET indicator_values = ?, take_profits = ? WHERE id = ?", (stored, "[1e999]", signal_id))
+        db.execute(
+            "UPDATE signals SET indicator_values = ?, take_profits = ? WHERE id = ?", (stored, "[1e999]", signal_id)
+        )
     one = await client.get(f"/api/db/signals/{signal_id}")
     page = await client.get("/api/db/signals")
     assert one.status_code == page.status_code == 200
