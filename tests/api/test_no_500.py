@@ -148,7 +148,8 @@ def truncated_depth(value: Any) -> int:
     while isinstance(value, list):
         depth += 1
         value = value[0]
-    assert isinstance(value, dict) and TRUNCATED_KEY in value, value
+    assert isinstance(value, dict), value
+    assert TRUNCATED_KEY in value, value
     return depth
 
 
