@@ -80,23 +80,28 @@ async def execute(resources: Resources, command: Command, write: WriteRequest, r
     job_id = job_id_for(resources.config.queue, event_id)
     queued = Queued(event_ids=[event_id], job_ids=[job_id])
     for _ in range(MAX_ENQUEUES):
-        job = await _enqueue(resources, payload, job_id, write)
+        job, acknowledged = await _enqueue(resources, payload, job_id, write)
         try:
             result = await job.result(timeout=resources.config.api_wait_s, poll_delay=POLL_DELAY_S)
         except TimeoutError:
             raise WriteQueued(queued) from None
         except ResultNotFound:
             continue  # the first try's job ended and its result expired just now: queue the event again
-        except REDIS_ERRORS as exc:  # Redis acknowledged the job before it failed: it is queued
-            raise WriteNotConfirmed(write, [event_id], may_apply=True, reason=exc, queued=True) from None
+        except REDIS_ERRORS as exc:  # queued for sure only when Redis acknowledged our job
+            raise WriteNotConfirmed(write, [event_id], may_apply=True, reason=exc, queued=acknowledged) from None
         except Exception as exc:  # the job itself failed in the worker (arq re-raises its exception here)
             raise ApiError(502, f"the worker failed job {job_id}: {type(exc).__name__}: {exc}"[:500]) from None
         return outcome(result, event_id, queued)
     raise WriteQueued(queued)
 
 
-async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, write: WriteRequest) -> Job:
-    """Queue the job, or find the one a first try queued; 503 (may apply) when Redis fails meanwhile."""
+async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, write: WriteRequest) -> tuple[Job, bool]:
+    """Queue the job, or find the one a first try queued; 503 (may apply) when Redis fails meanwhile.
+
+    Also says whether Redis acknowledged the job as ours. arq answers None both when the job exists and
+    when the connection died during its transaction (redis-py turns that into a WatchError, which arq
+    takes for "exists"): then the job may or may not be queued, and waiting on it tells which.
+    """
     config = resources.config
     try:
         job: Job | None = await resources.redis.enqueue_job(
@@ -104,9 +109,11 @@ async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, w
         )
     except REDIS_ERRORS as exc:
         raise WriteNotConfirmed(write, [str(write.event_id)], may_apply=True, reason=exc, queued=False) from None
-    if job is None:  # queued, running or finished already, by a first try with the same key
-        job = Job(job_id, resources.redis, _queue_name=config.queue, _deserializer=resources.redis.job_deserializer)
-    return job
+    if job is None:  # queued, running or finished already (a first try with the same key), or unknown
+        return Job(
+            job_id, resources.redis, _queue_name=config.queue, _deserializer=resources.redis.job_deserializer
+        ), False
+    return job, True
 
 
 def outcome(result: Any, event_id: str, queued: Queued) -> dict[str, Any]:
