@@ -46,12 +46,21 @@ async def test_a_new_database_is_private(tmp_path: Path, open_umask: None) -> No
         await close_db()
 
 
-async def test_an_existing_database_and_directory_keep_their_modes(tmp_path: Path, open_umask: None) -> None:
-    """Their owner chose them; only what we create is ours to decide."""
+@pytest.fixture
+def chosen_modes(tmp_path: Path) -> Path:
+    """An empty database file 0640 in a directory 0750, as their owner set them."""
     path = tmp_path / "komas.db"
-    path.touch(mode=0o640)
+    path.touch()
     path.chmod(0o640)
     tmp_path.chmod(0o750)
+    return path
+
+
+async def test_an_existing_database_and_directory_keep_their_modes(
+    chosen_modes: Path, tmp_path: Path, open_umask: None
+) -> None:
+    """Their owner chose them; only what we create is ours to decide."""
+    path = chosen_modes
     database = init_db(f"sqlite+aiosqlite:///{path}")
     try:
         await database.ensure_schema()
@@ -74,7 +83,7 @@ def test_the_embedded_redis_keeps_its_files_private(tmp_path: Path, open_umask: 
         finally:
             client.close()
     assert mode(data_dir) == 0o700
-    files = [path for path in data_dir.rglob("*")]
+    files = list(data_dir.rglob("*"))
     assert any(path.is_file() for path in files)  # the log and the append-only files
     assert {path.name: mode(path) & 0o077 for path in files} == {path.name: 0 for path in files}
 
