@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.errors import EventValidationError
-from worker.api.render import SafeJSONResponse, render
+from worker.api.render import SafeJSONResponse, encodable
 from worker.api.schemas import Queued, Unconfirmed
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _error_entry(err: Any) -> dict[str, Any]:
     """One validation error: where, what and why, with the input echoed made encodable."""
     entry = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
     if "input" in err:
-        entry["input"] = render(err["input"])
+        entry["input"] = encodable(err["input"])
     return entry
 
 

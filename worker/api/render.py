@@ -6,8 +6,8 @@ a caller sent (echoed in a 422) may hold what JSON or UTF-8 cannot carry. The ru
 
 - a lone UTF-16 surrogate (`"\\ud83d"`) in a string or a key becomes U+FFFD;
 - NaN and infinity become null;
-- a container nested deeper than `MAX_DEPTH` levels is replaced by `{"$truncated": "..."}`, and so is
-  stored JSON text nested too deep to be read at all.
+- a container nested deeper than `MAX_DEPTH` levels is replaced by `{"$truncated": "<why>"}`, and so is
+  stored text that cannot be read as JSON (nested too deep for any parser here, or not JSON at all).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _text(value: str) -> str:
     return value
 
 
-def render(value: Any, depth: int = 0) -> Any:
+def encodable(value: Any, depth: int = 0) -> Any:
     """`value` made JSON- and UTF-8-safe by the rules above (a new value; the input is not changed)."""
     if isinstance(value, str):
         return _text(value)
@@ -48,8 +48,8 @@ def render(value: Any, depth: int = 0) -> Any:
         if depth >= MAX_DEPTH:
             return truncated(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
-            return {_text(str(key)): render(item, depth + 1) for key, item in value.items()}
-        return [render(item, depth + 1) for item in value]
+            return {_text(str(key)): encodable(item, depth + 1) for key, item in value.items()}
+        return [encodable(item, depth + 1) for item in value]
     if value is None or isinstance(value, bool | int):
         return value
     return _text(str(value))
@@ -75,10 +75,10 @@ def load_stored_json(text: str | bytes) -> Any:
 
 
 class SafeJSONResponse(JSONResponse):
-    """JSON answers that cannot fail to encode: what the strict encoder refuses is written by `render`."""
+    """JSON answers that cannot fail to encode: what the strict encoder refuses is written by `encodable`."""
 
     def render(self, content: Any) -> bytes:
         try:
             return super().render(content)
         except (ValueError, UnicodeEncodeError, RecursionError, TypeError):
-            return super().render(render(content))
+            return super().render(encodable(content))

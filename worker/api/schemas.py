@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from events.commands import Id, Name, PresetChanges, SettingKey
 from events.envelope import JsonObject
-from worker.api.render import render
+from worker.api.render import encodable
 
 T = TypeVar("T")
 
@@ -25,18 +25,18 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _stored_object(value: Any) -> dict[str, Any]:
-    """A JSON object column as the API shows it (`render`); anything else stored there is wrapped, not refused."""
-    rendered = render(value)
+    """A JSON object column as the API shows it (`encodable`); anything else stored there is wrapped, not refused."""
+    rendered = encodable(value)
     return rendered if isinstance(rendered, dict) else {"$stored": rendered}
 
 
 def _stored_list(value: Any) -> list[Any]:
-    rendered = render(value)
+    rendered = encodable(value)
     return rendered if isinstance(rendered, list) else [rendered]
 
 
 #: JSON read from the database, made encodable (see `worker.api.render`): reads never fail on what is stored.
-StoredValue = Annotated[Any, BeforeValidator(render)]
+StoredValue = Annotated[Any, BeforeValidator(encodable)]
 StoredObject = Annotated[dict[str, Any], BeforeValidator(_stored_object)]
 StoredList = Annotated[list[Any], BeforeValidator(_stored_list)]
 
