@@ -63,7 +63,9 @@ class Config(BaseSettings):
     api_token_reads: bool = Field(default=False, description="Require the token for reads too.")
     api_max_body_bytes: int = Field(default=1024 * 1024, gt=0, description="Larger request bodies get 413.")
     api_body_timeout_s: float = Field(
-        default=10.0, gt=0, description="A request body not received this long after the request began gets 408."
+        default=10.0,
+        gt=0,
+        description="A request head, then its body, not received within this closes the connection (body: 408).",
     )
     api_wait_s: float = Field(default=5.0, gt=0, description="How long a write waits for the worker before 202.")
     api_idempotency_ttl_s: int = Field(

@@ -7,6 +7,7 @@ and a configuration with an empty token does not start.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import socket
 import subprocess
@@ -114,6 +115,39 @@ def test_a_body_dripping_in_is_cut_off_too(server: int) -> None:
     )
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < BODY_TIMEOUT_S + 3 + 0.2 * len(drip)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "pause_s"),
+    [
+        ([], 0.0),  # a connection that never says anything
+        ([b"POST /api/db/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n"], 0.0),  # headers that never end
+        ([bytes([byte]) for byte in HEAD], 0.1),  # headers one byte every 0.1 s
+    ],
+    ids=["silent", "unfinished-head", "dripping-head"],
+)
+def test_a_slow_request_head_is_cut_off(server: int, chunks: list[bytes], pause_s: float) -> None:
+    """The slow loris uvicorn lets through: the connection is closed once the head is late."""
+    answer, took = exchange(server, chunks, pause_s=pause_s)
+    assert answer == b""
+    assert BODY_TIMEOUT_S <= took < BODY_TIMEOUT_S + 3
+
+
+def test_a_keep_alive_connection_serves_requests_one_after_another(server: int) -> None:
+    """The head deadline starts again after each response; a prompt client is never cut."""
+    connection = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    try:
+        sockets = []
+        for _ in range(3):
+            connection.request("GET", "/api/db/presets")
+            response = connection.getresponse()
+            assert (response.status, response.read()) == (200, b"[]")
+            sockets.append(connection.sock)
+            time.sleep(BODY_TIMEOUT_S * 0.6)  # more than the deadline in all, less between requests
+        assert sockets[0] is not None
+        assert all(sock is sockets[0] for sock in sockets)  # the same connection throughout
+    finally:
+        connection.close()
 
 
 def test_a_prompt_body_is_answered(server: int) -> None:

@@ -24,6 +24,7 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
 
     from worker.api.app import create_app
     from worker.api.auth import check_bind_allowed
+    from worker.api.server import with_head_timeout
 
     setup_logging()
     config = get_config()
@@ -43,9 +44,11 @@ def api(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
         host=bind_host,
         port=bind_port,
         log_level=config.log_level.lower(),
-        # An idle connection closes after this; a request body that is late gets 408 from the app's
-        # BodyTimeout (KOMAS_API_BODY_TIMEOUT_S): uvicorn itself has no timeout for a slow body.
+        # An idle connection closes after KEEP_ALIVE_S. uvicorn has no deadline for a slow request head
+        # or body: the protocol closes a connection whose head is late, the app's BodyTimeout answers
+        # 408 to a late body (both KOMAS_API_BODY_TIMEOUT_S).
         timeout_keep_alive=KEEP_ALIVE_S,
+        http=with_head_timeout(config.api_body_timeout_s),
     )
 
 
