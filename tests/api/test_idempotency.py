@@ -5,6 +5,7 @@ Real worker, real Redis, real SQLite file; requests written by hand.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from contextlib import closing
@@ -181,3 +182,19 @@ async def test_posted_events_without_ids_get_them_from_the_key(
         return set(first.json()["event_ids"]) <= processed_ids(migrated) or None
 
     await eventually(all_applied)
+
+
+async def test_a_write_without_a_key_keeps_no_answer(
+    client: httpx.AsyncClient, worker: RunningWorker, redis_url: str, queue_name: str
+) -> None:
+    """Only its fingerprint, so that a retry with the event id as the key is checked against it."""
+    response = await client.post("/api/db/settings", json={"key": "k", "value": 1}, headers=AUTH)
+    assert response.status_code == 201
+    records: Redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in records.scan_iter(match=f"{queue_name}:api:write:*")]
+        assert len(keys) == 1
+        record = json.loads(await records.get(keys[0]))
+    finally:
+        await records.aclose()
+    assert set(record) == {"fingerprint"}

@@ -8,10 +8,10 @@ retry never applies twice; so that it also gets the first *answer*, the API keep
 `<queue>:api:write:<event id>`, for `KOMAS_API_IDEMPOTENCY_TTL_S`:
 
 - `fingerprint`: what was asked (method, path, query, body); the same key on another request is 422;
-- `answer`: the first final answer (status and body), kept once there is one; a retry gets it back
-  with the header `Idempotent-Replayed: true`. 202 (queued) and 503 are not final: a retry of those
-  waits for the same job (its id is made from the event id), reads the result the worker kept, or
-  queues the same event again, which the worker then counts as a duplicate.
+- `answer`: the first final answer (status and body) of a write sent with a key, kept once there is
+  one; a retry gets it back with the header `Idempotent-Replayed: true`. 202 (queued) and 503 are not
+  final: a retry of those waits for the same job (its id is made from the event id), reads the result
+  the worker kept, or queues the same event again, which the worker then counts as a duplicate.
 
 A request refused before it started (auth, a body that does not validate, 413) makes no record: the
 client may fix it and send it again with the same key.
@@ -147,6 +147,8 @@ class WriteRecord:
     async def keep(self, response: Response) -> None:
         """Keep a final answer for the retries; never fails the request (a retry then reads the job's result)."""
         if response.status_code >= 500:  # 202 "not answered yet" and 503 arrive as exceptions, never here
+            return
+        if not self.write.key_given:  # nobody will ask again: only the fingerprint is kept (a few bytes)
             return
         try:
             answer = {
