@@ -45,7 +45,10 @@ def check_encodable(payload: Any) -> None:
 
 def check_size(payload: Any, max_event_bytes: int, what: str = "the write") -> None:
     """413 for an event the worker would refuse as too large (it measures with the same `encoded_size`)."""
-    size = encoded_size(payload)
+    try:
+        size = encoded_size(payload)
+    except (TypeError, ValueError, RecursionError) as exc:  # what the worker would dead-letter as not JSON
+        raise ApiError(422, f"{what} is not encodable as JSON: {exc}") from None
     if size > max_event_bytes:
         raise ApiError(
             413, f"{what} is an event of {size} bytes, over the limit of {max_event_bytes} (KOMAS_MAX_EVENT_BYTES)"
