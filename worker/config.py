@@ -62,7 +62,20 @@ class Config(BaseSettings):
     )
     api_token_reads: bool = Field(default=False, description="Require the token for reads too.")
     api_max_body_bytes: int = Field(default=1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    api_body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head, then its body, not received within this closes the connection (body: 408).",
+    )
     api_wait_s: float = Field(default=5.0, gt=0, description="How long a write waits for the worker before 202.")
+    api_idempotency_ttl_s: int = Field(
+        default=24 * 3600, gt=0, description="How long a write's first answer is kept for retries with its key."
+    )
+    api_min_free_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="/health answers 503 when the SQLite database's disk has less free space than this.",
+    )
     api_host: str = Field(default="127.0.0.1", description="Where `komas api` and `komas up` listen.")
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
@@ -76,6 +89,14 @@ class Config(BaseSettings):
             raise ValueError(f"not a database URL ({exc})") from None
         if url.drivername not in _SUPPORTED_DRIVERS:
             raise ValueError(f"driver {url.drivername!r} is not supported; use one of {_SUPPORTED_DRIVERS}")
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _check_api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Set but empty is a mistake (a blank line in an env file), never "no token": refuse to start."""
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty: give a token, or unset the variable to listen on loopback only")
         return value
 
     @field_validator("redis_url")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,22 +60,54 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create_engine(url: str, *, readonly: bool = False, busy_timeout_ms: int | None = None) -> AsyncEngine:
-    """Build an async engine; for SQLite install the pragmas and the BEGIN flavour for its role."""
+def create_engine(
+    url: str,
+    *,
+    readonly: bool = False,
+    busy_timeout_ms: int | None = None,
+    json_deserializer: Callable[[str], Any] | None = None,
+) -> AsyncEngine:
+    """Build an async engine; for SQLite install the pragmas and the BEGIN flavour for its role.
+
+    `json_deserializer` reads JSON columns (the API's never raises on what is stored); default `json.loads`.
+    """
     parsed = make_url(url)
+    reader = {"json_deserializer": json_deserializer} if json_deserializer is not None else {}
     if not is_sqlite(parsed):
-        options: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": json_serializer}
+        options: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": json_serializer, **reader}
         if readonly:
             options["execution_options"] = {"postgresql_readonly": True}
         return create_async_engine(parsed, **options)
 
     path = _sqlite_file(parsed)
     if path is not None and not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(path)
     timeout_ms, options = sqlite_engine_arguments(busy_timeout_ms)
-    engine = create_async_engine(parsed, **options)
+    engine = create_async_engine(parsed, **options, **reader)
     install_sqlite_hooks(engine.sync_engine, readonly=readonly, busy_timeout_ms=timeout_ms)
     return engine
+
+
+#: Database files (and SQLite's -wal/-shm, which take the database file's mode) are the owner's alone.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def create_private_file(path: Path) -> None:
+    """Create the database's directory (0700) and an empty database file (0600) unless they exist.
+
+    SQLite would create the file with the process umask (0644 by default: world-readable); an empty
+    file is a valid empty database, so creating it first decides its mode. Existing ones are left as
+    they are (their owner chose).
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(PRIVATE_DIR_MODE)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        return
+    path.chmod(PRIVATE_FILE_MODE)  # whatever the umask took away from 0600, never more
 
 
 def sqlite_engine_arguments(busy_timeout_ms: int | None) -> tuple[int, dict[str, Any]]:

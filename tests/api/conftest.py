@@ -25,6 +25,8 @@ from worker.runner import build_worker
 T = TypeVar("T")
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: Where the in-process clients send their requests: a loopback Host, as a local client's would be.
+LOOPBACK = "http://127.0.0.1:8000"
 
 
 async def migrate(url: str) -> None:
@@ -62,7 +64,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give a client that talks to it in-process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://komas.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=LOOPBACK) as client:
             yield client
 
 
@@ -115,6 +117,7 @@ async def _clean_queue(redis_url: str, queue_name: str) -> AsyncIterator[None]:
     try:
         job_ids = [job_id.decode() for job_id in await client.zrange(queue_name, 0, -1)]
         keys = [queue_name, f"{queue_name}:health-check"] + [f"arq:job:{job_id}" for job_id in job_ids]
+        keys += [key async for key in client.scan_iter(match=f"{queue_name}:api:*")]  # idempotency records
         await client.delete(*keys)
     finally:
         await client.aclose()

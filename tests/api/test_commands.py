@@ -22,11 +22,11 @@ async def test_no_worker_means_202_with_the_ids_and_the_write_applies_later(migr
         assert response.status_code == 202
         body = response.json()
         assert body["status"] == "queued"
-        assert set(body) == {"event_id", "job_id", "status"}
+        assert set(body) == {"event_ids", "job_ids", "status"}
         assert (await client.get("/api/db/presets")).json() == []  # nothing written by the API itself
         queue: Redis = Redis.from_url(redis_url)
         try:
-            assert [job.decode() for job in await queue.zrange(config.queue, 0, -1)] == [body["job_id"]]
+            assert [job.decode() for job in await queue.zrange(config.queue, 0, -1)] == body["job_ids"]
         finally:
             await queue.aclose()
 
@@ -69,19 +69,19 @@ async def test_the_api_connection_cannot_write(migrated: Config) -> None:
             assert (await conn.execute(text("SELECT count(*) FROM settings"))).scalar() == 0
 
 
-QUEUED = Queued(event_id="e1", job_id="j1")
+QUEUED = Queued(event_ids=["e1"], job_ids=["j1"])
 
 
 def test_outcome_reads_the_answer_or_the_refusal_of_our_event() -> None:
-    assert outcome({"results": {"e1": {"preset_id": 3}}}, QUEUED) == {"preset_id": 3}
+    assert outcome({"results": {"e1": {"preset_id": 3}}}, "e1", QUEUED) == {"preset_id": 3}
     with pytest.raises(ApiError) as refused:
-        outcome({"rejections": [{"event_id": "e1", "status": 409, "reason": "taken"}]}, QUEUED)
+        outcome({"rejections": [{"event_id": "e1", "status": 409, "reason": "taken"}]}, "e1", QUEUED)
     assert (refused.value.status, refused.value.detail) == (409, "taken")
     with pytest.raises(ApiError) as dead:
-        outcome({"dead_letters": [{"event_id": "e1", "reason": "bad"}]}, QUEUED)
+        outcome({"dead_letters": [{"event_id": "e1", "reason": "bad"}]}, "e1", QUEUED)
     assert dead.value.status == 422
     with pytest.raises(WriteQueued):
-        outcome({"requeued": 1, "reason": "database is locked"}, QUEUED)
+        outcome({"requeued": 1, "reason": "database is locked"}, "e1", QUEUED)
     with pytest.raises(ApiError) as odd:
-        outcome("not a dict", QUEUED)
+        outcome("not a dict", "e1", QUEUED)
     assert odd.value.status == 502

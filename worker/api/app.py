@@ -8,18 +8,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from worker.api.errors import install_error_handlers
-from worker.api.limits import BodySizeLimit
+from worker.api.limits import BodySizeLimit, BodyTimeout
+from worker.api.render import SafeJSONResponse
 from worker.api.resources import Resources
 from worker.api.routes import ROUTERS
+from worker.api.security import RequestGuard
 from worker.config import Config
 
 DESCRIPTION = """\
 Reads come straight from the database (read-only connection). Writes are command events: the API
 queues one for the worker (the only writer) and waits up to `KOMAS_API_WAIT_S` for its answer;
-without an answer in time it says **202** with the event id, and the write applies when a worker runs.
+without an answer in time it says **202** with the event ids, and the write applies when a worker runs.
+Send an `Idempotency-Key` header with a write to retry it safely: the same key applies once and gets
+the first answer back. A 503 from a write says whether it may still apply and which key retries it.
 
 Writes need `Authorization: Bearer <KOMAS_API_TOKEN>` when a token is configured (reads too with
-`KOMAS_API_TOKEN_READS=true`). Bodies over `KOMAS_API_MAX_BODY_BYTES` get 413.
+`KOMAS_API_TOKEN_READS=true`); without one, only loopback `Host`s are served and writes from another
+`Origin` are refused. A write's body must be `application/json`. Bodies over `KOMAS_API_MAX_BODY_BYTES`
+get 413, and so do events over `KOMAS_MAX_EVENT_BYTES`.
 """
 
 
@@ -35,10 +41,19 @@ def create_app(config: Config) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(title="Komas persistence core", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Komas persistence core",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
+    )
     app.state.config = config
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
+    # The last added runs first: the guard refuses before any body is read, then size, then time.
+    app.add_middleware(BodyTimeout, timeout_s=config.api_body_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
+    app.add_middleware(RequestGuard, token_configured=config.api_token is not None)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.commands import Command
 from worker.api.commands import execute
+from worker.api.idempotency import WriteRecord, WriteRequestDep
 from worker.api.resources import Resources
 from worker.config import Config
 
@@ -40,17 +41,19 @@ ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 
 class Commands:
-    """Sends commands to the worker for a route; see `worker.api.commands`."""
+    """Sends the one command of a write route to the worker; see `worker.api.commands`."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, record: WriteRecord) -> None:
         self._resources = resources
+        self._record = record
 
     async def execute(self, command: Command) -> dict[str, Any]:
-        return await execute(self._resources, command)
+        """Its event id is the request's (`Idempotency-Key`), whatever `command` was built with."""
+        return await execute(self._resources, command, self._record.write, self._record)
 
 
-def get_commands(resources: ResourcesDep) -> Commands:
-    return Commands(resources)
+def get_commands(resources: ResourcesDep, write: WriteRequestDep, request: Request) -> Commands:
+    return Commands(resources, WriteRecord(resources, write, request))
 
 
 CommandsDep = Annotated[Commands, Depends(get_commands)]

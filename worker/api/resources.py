@@ -14,6 +14,7 @@ from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from events.wire import dumps, loads
+from worker.api.render import load_stored_json
 from worker.config import Config
 from worker.db import create_engine
 
@@ -27,7 +28,12 @@ class Resources:
 
     @classmethod
     def open(cls, config: Config) -> Resources:
-        reader = create_engine(config.database_url, readonly=True, busy_timeout_ms=config.busy_timeout_ms)
+        reader = create_engine(
+            config.database_url,
+            readonly=True,
+            busy_timeout_ms=config.busy_timeout_ms,
+            json_deserializer=load_stored_json,  # reads never fail on what is stored (`worker.api.render`)
+        )
         pool = ArqRedis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=10)
         # The same JSON serializer as the Publisher and the worker (never pickle).
         pool.job_serializer = dumps

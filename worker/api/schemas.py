@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from events.commands import Id, Name, PresetChanges, SettingKey
 from events.envelope import JsonObject
+from worker.api.render import encodable
 
 T = TypeVar("T")
 
@@ -21,6 +22,23 @@ Tag = Annotated[str, StringConstraints(max_length=100)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 NonNegative = Annotated[float, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _stored_object(value: Any) -> dict[str, Any]:
+    """A JSON object column as the API shows it (`encodable`); anything else stored there is wrapped, not refused."""
+    rendered = encodable(value)
+    return rendered if isinstance(rendered, dict) else {"$stored": rendered}
+
+
+def _stored_list(value: Any) -> list[Any]:
+    rendered = encodable(value)
+    return rendered if isinstance(rendered, list) else [rendered]
+
+
+#: JSON read from the database, made encodable (see `worker.api.render`): reads never fail on what is stored.
+StoredValue = Annotated[Any, BeforeValidator(encodable)]
+StoredObject = Annotated[dict[str, Any], BeforeValidator(_stored_object)]
+StoredList = Annotated[list[Any], BeforeValidator(_stored_list)]
 
 
 class _Out(BaseModel):
@@ -46,7 +64,7 @@ class SettingIn(_In):
 
 class SettingOut(_Out):
     key: str
-    value: Any
+    value: StoredValue
     value_type: str
     description: str | None
     created_at: datetime
@@ -108,8 +126,8 @@ class PresetOut(_Out):
     name: str
     description: str | None
     indicator_type: str
-    settings: dict[str, Any]
-    tags: list[Any]
+    settings: StoredObject
+    tags: StoredList
     is_favorite: bool
     win_rate: float | None
     profit_factor: float | None
@@ -148,7 +166,7 @@ class BotOut(_Out):
     symbol: str
     timeframe: str
     preset_id: int | None
-    config: dict[str, Any]
+    config: StoredObject
     position_size: float
     is_active: bool
     telegram_enabled: bool
@@ -187,8 +205,8 @@ class SignalOut(_Out):
     status: str
     entry_price: float
     stop_loss: float | None
-    take_profits: list[Any]
-    indicator_values: dict[str, Any]
+    take_profits: StoredList
+    indicator_values: StoredObject
     exit_price: float | None
     exit_reason: str | None
     pnl_percent: float | None
@@ -222,18 +240,23 @@ class Page(BaseModel, Generic[T]):
 
 
 class Queued(BaseModel):
-    """202: the write is queued; the worker applies it when it runs (the event id makes it exactly once)."""
+    """202, of every write: queued, not applied yet; the worker applies each event exactly once when it runs.
 
-    event_id: str
-    job_id: str
+    One shape for one event (a write through a resource) and for many (`POST /api/events`).
+    """
+
     status: Literal["queued"] = "queued"
+    event_ids: list[str] = Field(description="The events queued, in the order given.")
+    job_ids: list[str] = Field(description="The arq jobs that carry them.")
 
 
-class Published(BaseModel):
-    """202 answer of `POST /api/events`."""
+class Unconfirmed(BaseModel):
+    """503 of a write when Redis failed: it says whether the write may still apply and how to retry safely."""
 
+    detail: str
+    may_apply: bool = Field(description="True when the job may have been queued before Redis failed.")
     event_ids: list[str]
-    job_ids: list[str]
+    idempotency_key: str = Field(description="Send the retry with this `Idempotency-Key`: it applies at most once.")
 
 
 class Problem(BaseModel):
@@ -273,9 +296,9 @@ __all__ = [
     "PresetOut",
     "PresetUpdate",
     "Problem",
-    "Published",
     "Queued",
     "SettingIn",
     "SettingOut",
     "SignalOut",
+    "Unconfirmed",
 ]

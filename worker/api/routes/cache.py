@@ -11,11 +11,12 @@ from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession
 from worker.api.errors import not_found
+from worker.api.idempotency import IdempotentRoute
 from worker.api.params import SOURCE, SOURCE_PATTERN, SourceQuery, SymbolPath, TimeframePath
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND
 from worker.api.schemas import CacheOut
 
-router = APIRouter(prefix="/api/db/cache", tags=["cache"])
+router = APIRouter(prefix="/api/db/cache", tags=["cache"], route_class=IdempotentRoute)
 
 
 @router.get("", response_model=list[CacheOut], dependencies=[ReadAuth], responses=READ)

@@ -10,14 +10,15 @@ from events.commands import CreatePreset, DeletePreset, SetPresetFavorite, Updat
 from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
-from worker.api.errors import get_or_404
+from worker.api.errors import ApiError, get_or_404
+from worker.api.idempotency import IdempotentRoute
 from worker.api.params import SOURCE, Limit, ResourceId
 from worker.api.resources import Resources
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND, WRITE_UNIQUE
 from worker.api.schemas import FavoriteIn, PerformanceIn, PresetIn, PresetOut, PresetUpdate
 from worker.models import Preset
 
-router = APIRouter(prefix="/api/db/presets", tags=["presets"])
+router = APIRouter(prefix="/api/db/presets", tags=["presets"], route_class=IdempotentRoute)
 
 
 async def _read_back(resources: Resources, preset_id: int) -> PresetOut:
@@ -49,6 +50,12 @@ async def get_preset(preset_id: ResourceId, session: ReadSession) -> PresetOut:
 async def create_preset(body: PresetIn, commands: CommandsDep, resources: ResourcesDep) -> PresetOut:
     """201 with the stored preset; 409 when the name is taken."""
     answer = await commands.execute(CreatePreset(**body.model_dump(), source=SOURCE))
+    if "preset_id" not in answer:  # a retry of a create applied long ago, whose answer has expired
+        raise ApiError(
+            409,
+            "this Idempotency-Key created its preset in an earlier request whose answer is no longer kept "
+            "(KOMAS_API_IDEMPOTENCY_TTL_S, and the worker's result for an hour); nothing was created again",
+        )
     return await _read_back(resources, int(answer["preset_id"]))
 
 

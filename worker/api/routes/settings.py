@@ -9,12 +9,13 @@ from worker.api import queries
 from worker.api.auth import ReadAuth, WriteAuth
 from worker.api.deps import CommandsDep, ReadSession, ResourcesDep, fresh_snapshot
 from worker.api.errors import get_or_404
+from worker.api.idempotency import IdempotentRoute
 from worker.api.params import SOURCE, SettingKeyPath
 from worker.api.routes._responses import FOUND, READ, WRITE, WRITE_FOUND
 from worker.api.schemas import SettingIn, SettingOut
 from worker.models import Setting
 
-router = APIRouter(prefix="/api/db/settings", tags=["settings"])
+router = APIRouter(prefix="/api/db/settings", tags=["settings"], route_class=IdempotentRoute)
 
 
 @router.get("", response_model=list[SettingOut], dependencies=[ReadAuth], responses=READ)
@@ -28,7 +29,13 @@ async def get_setting(key: SettingKeyPath, session: ReadSession) -> SettingOut:
     return SettingOut.model_validate(setting)
 
 
-@router.post("", response_model=SettingOut, status_code=201, dependencies=[WriteAuth], responses=WRITE)
+@router.post(
+    "",
+    response_model=SettingOut,
+    status_code=201,
+    dependencies=[WriteAuth],
+    responses={**WRITE, 200: {"model": SettingOut, "description": "Replaced an existing setting."}},
+)
 async def set_setting(
     body: SettingIn, commands: CommandsDep, resources: ResourcesDep, response: Response
 ) -> SettingOut:
