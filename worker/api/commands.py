@@ -18,6 +18,7 @@ from events.wire import JOB_FUNCTION
 from worker.api.errors import ApiError, WriteQueued
 from worker.api.resources import Resources
 from worker.api.schemas import Queued
+from worker.outcomes import event_outcome
 
 #: How often we look for the job's result while waiting (Redis GETs; cheap).
 POLL_DELAY_S = 0.02
@@ -49,21 +50,15 @@ async def execute(resources: Resources, command: Command) -> dict[str, Any]:
 
 
 def outcome(result: Any, queued: Queued) -> dict[str, Any]:
-    """Read what became of our event in the job's result (see `worker.jobs.BatchReport.as_result`)."""
-    if not isinstance(result, dict):
+    """What became of our event in the job's result (read by `worker.outcomes`, as `komas dlq replay` reads it)."""
+    found = event_outcome(result, queued.event_id)
+    if found is None:
         raise ApiError(502, f"the worker answered job {queued.job_id} with something unexpected: {result!r}"[:500])
-    event_id = queued.event_id
-    for rejection in result.get("rejections", []):
-        if rejection.get("event_id") == event_id:
-            raise ApiError(int(rejection.get("status", 422)), rejection.get("reason", "refused"))
-    for letter in result.get("dead_letters", []):
-        if letter.get("event_id") == event_id:
-            raise ApiError(422, letter.get("reason", "refused by the worker"))
-    answers: dict[str, Any] = result.get("results", {})
-    if event_id in answers:
-        answer: dict[str, Any] = answers[event_id]
-        return answer
-    if event_id in result.get("duplicate_ids", []) or event_id in result.get("applied_ids", []):
-        return {}
+    if found.status == "rejected":
+        raise ApiError(found.code or 422, found.reason)
+    if found.status == "dead_lettered":
+        raise ApiError(422, found.reason)
+    if found.status in ("applied", "duplicate"):
+        return found.answer
     # Re-enqueued (database unavailable) or parked: it will apply later, as with a worker that is down.
     raise WriteQueued(queued)

@@ -8,6 +8,7 @@ failed in it (a batch over `KOMAS_MAX_BATCH`, a job that is not JSON).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -76,18 +77,17 @@ def test_list_shows_every_dead_letter_with_its_reason(komas: Komas, letters: lis
     assert komas("dlq", "list", "--limit", "1", "--json").output.count("\n") == 1
 
 
-def test_replay_all_applies_the_events_once_the_cause_is_gone(
+def test_replay_all_waits_and_reports_each_event_applied(
     komas: Komas, letters: list[str], worker: WorkerProcess
 ) -> None:
     result = komas("dlq", "replay", "--all", "--timeout", "20")
     assert result.exit_code == 0, result.output
-    assert "replayed: [" in result.output
+    for event_id in letters:  # each dead letter is published as a job of one event: under the batch limit
+        assert f"event {event_id}: applied" in result.output
     assert "payload is not JSON events" in result.output  # the non-JSON job is skipped, with the reason
-    # Each dead letter is published as a job of one event: under the batch limit, so now they apply.
-    wait_for(
-        lambda: {row[0] for row in rows(komas.database_path, "SELECT event_id FROM processed_events")} >= set(letters),
-        timeout=30,
-    )
+    assert "replayed 3: 0 failed again, 0 not settled yet" in result.output
+    # It waited: the events are applied by the time it returns.
+    assert {row[0] for row in rows(komas.database_path, "SELECT event_id FROM processed_events")} >= set(letters)
     pending = komas("dlq", "list", "--json")
     assert [json.loads(line)["event_id"] for line in pending.output.splitlines()] == [None]
     everything = komas("dlq", "list", "--all", "--json")
@@ -96,8 +96,67 @@ def test_replay_all_applies_the_events_once_the_cause_is_gone(
 
     again = komas("dlq", "replay", "--all", "--timeout", "20")  # only the unreplayable one is left
     assert again.exit_code == 0, again.output
-    assert "replayed: []" in again.output
+    assert "replayed 0" in again.output
     assert worker.alive
+
+
+def test_replaying_an_applied_event_again_reports_a_duplicate(
+    komas: Komas, letters: list[str], worker: WorkerProcess
+) -> None:
+    (letter_id,) = rows(komas.database_path, f"SELECT id FROM dead_letters WHERE event_id = '{letters[0]}'")[0]
+    first = komas("dlq", "replay", str(letter_id), "--timeout", "20")
+    assert first.exit_code == 0, first.output
+    assert f"dead letter {letter_id}: event {letters[0]}: applied" in first.output
+
+    second = komas("dlq", "replay", str(letter_id), "--timeout", "20")
+
+    assert second.exit_code == 0, second.output
+    assert f"dead letter {letter_id}: event {letters[0]}: duplicate (applied before)" in second.output
+
+
+def test_an_event_dead_lettered_again_is_reported_with_its_reason_and_fails(
+    komas: Komas, worker: WorkerProcess
+) -> None:
+    """What `komas dlq replay` used to report as `replayed: [1]`, exit 0."""
+    bad = {**BotToggled(bot_id=1, active=True).to_wire(), "bot_id": 0}
+    enqueue_raw(komas.client, komas.queue, encode_job([dumps(bad)]).body)
+    wait_for(lambda: len(rows(komas.database_path, "SELECT id FROM dead_letters")) == 1, timeout=30)
+    (letter_id,) = rows(komas.database_path, "SELECT id FROM dead_letters")[0]
+
+    result = komas("dlq", "replay", str(letter_id), "--timeout", "20")
+
+    assert result.exit_code == 1, result.output
+    assert f"dead letter {letter_id}: event {bad['event_id']}: dead-lettered again: " in result.output
+    assert "bot_id" in result.output
+    assert "replayed 1: 1 failed again" in result.output
+    # Dead-lettered again, it is pending again (not hidden as replayed), one row with two attempts.
+    assert rows(komas.database_path, "SELECT id, attempts, replayed_at FROM dead_letters") == [(letter_id, 2, None)]
+
+
+def test_an_oversized_event_is_kept_bounded_and_is_not_replayed(komas: Komas, worker: WorkerProcess) -> None:
+    """A 300 KB event over the event limit: its dead letter keeps 64 KiB, the size and hash say the rest."""
+    huge = {**BotToggled(bot_id=1, active=True).to_wire(), "note": "x" * 300_000}
+    body = dumps(huge)
+    enqueue_raw(komas.client, komas.queue, encode_job([body]).body)
+    wait_for(lambda: len(rows(komas.database_path, "SELECT id FROM dead_letters")) == 1, timeout=30)
+
+    (letter,) = [json.loads(line) for line in komas("dlq", "list", "--json").output.splitlines()]
+    assert "exceeds the limit" in letter["reason"]
+    assert len(letter["payload"].encode()) == 64 * 1024
+    assert letter["payload_truncated"] is True
+    assert letter["payload_size"] == len(body)
+    assert letter["payload_sha256"] == hashlib.sha256(body).hexdigest()
+
+    result = komas("dlq", "replay", str(letter["id"]), "--timeout", "20")
+    assert result.exit_code == 0, result.output
+    assert f"dead letter {letter['id']}: skipped: only the first bytes of its {len(body)}-byte payload" in result.output
+
+
+def test_without_a_worker_the_replay_is_queued_and_says_so(komas: Komas) -> None:
+    result = komas("dlq", "replay", "1", "--timeout", "0.3")
+    assert result.exit_code == 3, result.output
+    assert "replay queued, not done" in result.output
+    assert "no worker finished it within 0.3s" in result.output
 
 
 def test_replay_and_drop_of_unknown_ids_fail_and_drop_deletes(komas: Komas, letters: list[str]) -> None:
