@@ -167,13 +167,13 @@ def request_pass() -> None:
         PASSES.wakeup.set()
 
 
-async def pass_window(seconds: float = PASS_WINDOW_S) -> AsyncIterator[None]:
+async def pass_window(seconds: float | None = None) -> AsyncIterator[None]:
     """Yield when a pass may be due: at once, then each time one is asked for, while parked events remain.
 
-    For at most `seconds`; with nothing parked it ends after the first, so a worker with nothing
-    parked (a burst run too) is not held up.
+    For at most `seconds` (`PASS_WINDOW_S`); with nothing parked it ends after the first, so a
+    worker with nothing parked (a burst run too) is not held up.
     """
-    until = time.monotonic() + seconds
+    until = time.monotonic() + (PASS_WINDOW_S if seconds is None else seconds)
     wakeup = PASSES.wakeup = asyncio.Event()
     try:
         yield

@@ -319,6 +319,28 @@ async def test_the_window_runs_a_pass_as_soon_as_one_is_asked_for_while_events_a
     assert loop.time() - started < 5
 
 
+async def test_the_cron_job_does_nothing_while_another_process_holds_the_queues_lock(
+    db: Database, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.parking
+    from worker.config import Config
+    from worker.jobs import retry_parked_job
+
+    monkeypatch.setattr(worker.parking, "PASS_WINDOW_S", 0.3)
+    await park(a_close("held"), "signal missing")
+    client = aioredis.Redis.from_url(redis_url)
+    config = Config(queue=f"komas:test:{uuid.uuid4().hex}", lock_ttl_s=3)
+    ctx: dict[str, Any] = {"redis": client, "config": config}
+    try:
+        async with redis_lock(client, f"{config.queue}:parked-retry", 3) as held:  # another worker's pass
+            assert held
+            assert await retry_parked_job(ctx) == {}
+        assert await retry_parked_job(ctx) == {"applied": 0, "parked": 0, "dead": 0}  # a full pass, then a window
+        assert await client.exists(f"{config.queue}:parked-retry") == 0  # released
+    finally:
+        await client.aclose()
+
+
 async def test_the_redis_lock_has_one_holder_and_is_renewed_and_released(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     key = f"komas:test:{uuid.uuid4().hex}:parked-retry"
