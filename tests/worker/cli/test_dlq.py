@@ -176,6 +176,18 @@ def test_replay_and_drop_of_unknown_ids_fail_and_drop_deletes(komas: Komas, lett
     assert f"no dead letter {letter_id}" in twice.output
 
 
+def test_a_dropped_dead_letters_id_is_never_given_again(komas: Komas, letters: list[str]) -> None:
+    """SQLite handed the highest id out again after a drop: an operator's `dlq replay 4` then meant another letter."""
+    highest = max(row[0] for row in rows(komas.database_path, "SELECT id FROM dead_letters"))
+    dropped = komas("dlq", "drop", str(highest), "--timeout", "20")
+    assert dropped.exit_code == 0, dropped.output
+
+    enqueue_raw(komas.client, komas.queue, b"\x81 another job that is not JSON")
+    wait_for(lambda: len(rows(komas.database_path, "SELECT id FROM dead_letters")) == len(letters) + 1, timeout=30)
+
+    assert max(row[0] for row in rows(komas.database_path, "SELECT id FROM dead_letters")) == highest + 1
+
+
 def test_replay_needs_ids_or_all_but_not_both(komas: Komas) -> None:
     neither = komas("dlq", "replay")
     assert neither.exit_code == 2
