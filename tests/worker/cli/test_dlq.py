@@ -31,6 +31,10 @@ def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
+def letter_ids(db_path: Path) -> list[int]:
+    return [int(str(row[0])) for row in rows(db_path, "SELECT id FROM dead_letters")]
+
+
 @pytest.fixture
 def worker(komas: Komas, tmp_path: Path) -> Iterator[WorkerProcess]:
     """A running `komas worker` on the test's queue and database, killed at the end whatever happens."""
@@ -178,14 +182,14 @@ def test_replay_and_drop_of_unknown_ids_fail_and_drop_deletes(komas: Komas, lett
 
 def test_a_dropped_dead_letters_id_is_never_given_again(komas: Komas, letters: list[str]) -> None:
     """SQLite handed the highest id out again after a drop: an operator's `dlq replay 4` then meant another letter."""
-    highest = max(row[0] for row in rows(komas.database_path, "SELECT id FROM dead_letters"))
+    highest = max(letter_ids(komas.database_path))
     dropped = komas("dlq", "drop", str(highest), "--timeout", "20")
     assert dropped.exit_code == 0, dropped.output
 
     enqueue_raw(komas.client, komas.queue, b"\x81 another job that is not JSON")
     wait_for(lambda: len(rows(komas.database_path, "SELECT id FROM dead_letters")) == len(letters) + 1, timeout=30)
 
-    assert max(row[0] for row in rows(komas.database_path, "SELECT id FROM dead_letters")) == highest + 1
+    assert max(letter_ids(komas.database_path)) == highest + 1
 
 
 def test_replay_needs_ids_or_all_but_not_both(komas: Komas) -> None:
