@@ -8,6 +8,7 @@ used to become a 100 MB row (and a 100 MB answer to `GET /api/db/dead-letters?li
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +52,11 @@ class StoredPayload:
 def stored_payload(payload: Any, limit: int = PAYLOAD_LIMIT_BYTES) -> StoredPayload:
     """Bound a payload for storage: its first `limit` bytes as text, plus the size and hash of all of it."""
     data = payload_bytes(payload)
-    text = data[:limit].decode("utf-8", errors="replace")
+    # Incrementally: a character cut in two at the limit is left out, not shown as U+FFFD.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data[:limit], final=len(data) <= limit)
     encoded = text.encode()
     cut = len(data) > limit or len(encoded) > limit
-    if len(encoded) > limit:  # a character cut in two at the limit, or replacement characters made it longer
+    if len(encoded) > limit:  # replacement characters made it longer: cut again, at a character's end
         text = encoded[:limit].decode("utf-8", errors="ignore")
     return StoredPayload(text=text, size=len(data), sha256=hashlib.sha256(data).hexdigest(), truncated=cut)
 
