@@ -8,6 +8,7 @@ from typing import Any
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
+from arq.jobs import Job, ResultNotFound
 
 from events.wire import dumps, loads
 from worker.config import Config
@@ -35,12 +36,24 @@ async def arq_pool(config: Config) -> AsyncIterator[ArqRedis]:
         await pool.aclose()
 
 
+class ResultGone(LookupError):
+    """The job is neither queued nor answered: it ran, and its result is no longer kept."""
+
+
+async def job_result(pool: ArqRedis, queue: str, job_id: str, timeout: float) -> Any:
+    """Wait for the result of a queued job (polling Redis); `WorkerDidNotAnswer` when none comes in `timeout` s."""
+    job = Job(job_id, pool, _queue_name=queue, _deserializer=loads)
+    try:
+        return await job.result(timeout=max(timeout, 0.0), poll_delay=0.05)
+    except TimeoutError:
+        raise WorkerDidNotAnswer(job_id, timeout) from None
+    except ResultNotFound:
+        raise ResultGone(f"job {job_id} ran, but its result is no longer kept") from None
+
+
 async def call_worker(config: Config, function: str, *args: Any, timeout: float = 30.0) -> Any:
     """Enqueue `function(*args)` for the worker and return its result."""
     async with arq_pool(config) as pool:
         job = await pool.enqueue_job(function, *args, _queue_name=config.queue, _expires=config.job_ttl_s)
         assert job is not None  # a fresh random job id never collides
-        try:
-            return await job.result(timeout=timeout, poll_delay=0.05)
-        except TimeoutError:
-            raise WorkerDidNotAnswer(job.job_id, timeout) from None
+        return await job_result(pool, config.queue, job.job_id, timeout)

@@ -41,8 +41,9 @@ from worker.handlers import handle
 from worker.heartbeat import job_lock_heartbeat
 from worker.managers.dead_letters import DeadLetterManager
 from worker.models import ProcessedEvent
-from worker.parking import has_parked, park, retry_parked
+from worker.parking import park, pass_window, request_pass, retry_parked
 from worker.poison import PoisonJob
+from worker.redis_lock import redis_lock
 from worker.registry import is_set_based, set_based
 
 log = logging.getLogger("komas.worker")
@@ -269,12 +270,10 @@ async def process_batch(
     """Everything one batch needs, except the handling of the machinery's failures."""
     report = BatchReport()
     await apply_isolating(await validate(raw_events, report, config), report, committer)
-    # Retry parked events when this batch may have brought their dependency, or when it parked some:
-    # their dependency may have been committed by a concurrent job just before they were parked.
-    if (report.applied or report.parked) and await has_parked():
-        outcome = await retry_parked(config.park_timeout_s, due_only=False)
-        if any(outcome.values()):
-            log.info("parked events retried after the batch: %s", outcome)
+    # This batch may have brought a parked event's dependency, or parked events whose dependency a
+    # concurrent job just committed: ask for a background pass (`retry_parked_job`), never retry here.
+    if report.applied or report.parked:
+        request_pass()
     return report
 
 
@@ -415,7 +414,19 @@ async def dead_letter_job(ctx: dict[str, Any], poison: PoisonJob) -> dict[str, A
 
 
 async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
-    """Scheduled: retry parked events whose back-off has passed (its lock renewed like any job's)."""
+    """Cron (every 5 s): the background passes over parked events (see `worker.parking`).
+
+    One at a time across the workers of a queue (a Redis lock); while parked events remain the job
+    stays a few seconds to run each pass a batch asks for at once. Its job lock is renewed like any job's.
+    """
     config: Config = ctx.get("config") or get_config()
-    async with job_lock_heartbeat(ctx, config.lock_ttl_s):
-        return await retry_parked(config.park_timeout_s, due_only=True)
+    outcome: dict[str, int] = {}
+    async with (
+        job_lock_heartbeat(ctx, config.lock_ttl_s),
+        redis_lock(ctx.get("redis"), f"{config.queue}:parked-retry", config.lock_ttl_s) as held,
+    ):
+        if held:
+            async for _ in pass_window():
+                for key, value in (await retry_parked(config.park_timeout_s)).items():
+                    outcome[key] = outcome.get(key, 0) + value
+    return outcome

@@ -216,19 +216,26 @@ class BacktestResult(Base):
 
 
 class DeadLetter(Base):
-    """An event (or raw job) that could not be applied, kept with its payload and the reason.
+    """An event (or raw job) that could not be applied, kept with (the start of) its payload and the reason.
 
-    `fingerprint` is the event id when known, else a hash of the raw payload, so the same bad input
-    seen again counts an attempt instead of adding a row.
+    `fingerprint` is the event id when known, else a hash of the whole raw payload, so the same bad
+    input seen again counts an attempt instead of adding a row. `payload` holds at most the first
+    64 KiB of the payload (`payload_truncated` when it holds less than all of it); `payload_size`
+    and `payload_sha256` describe the whole payload. Ids are never reused (AUTOINCREMENT on SQLite,
+    a sequence on PostgreSQL): an id an operator saw keeps meaning the same letter after a drop.
     """
 
     __tablename__ = "dead_letters"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     event_id: Mapped[str | None] = mapped_column(String(36), index=True)
     event_type: Mapped[str | None] = mapped_column(String(50))
     payload: Mapped[str] = mapped_column(Text)
+    payload_size: Mapped[int] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    payload_truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     reason: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -237,7 +244,13 @@ class DeadLetter(Base):
 
 
 class ParkedEvent(Base):
-    """A valid event whose dependency is missing (a close before its create), waiting to be retried."""
+    """A valid event whose dependency is missing (a close before its create), waiting to be retried.
+
+    `waiting_for` names what it waits for ('bot' or 'preset' with `waiting_for_id`, 'signal' with
+    `waiting_for_uid`), so the background pass finds the events whose dependency has arrived with
+    one query instead of trying each; NULL (rows parked before revision 0004) means unknown: such an
+    event is simply retried on its back-off.
+    """
 
     __tablename__ = "parked_events"
 
@@ -248,3 +261,6 @@ class ParkedEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    waiting_for: Mapped[str | None] = mapped_column(String(20), index=True)
+    waiting_for_id: Mapped[int | None] = mapped_column(BigInteger)
+    waiting_for_uid: Mapped[str | None] = mapped_column(String(100))

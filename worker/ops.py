@@ -16,44 +16,70 @@ from worker.models import DeadLetter
 log = logging.getLogger("komas.worker")
 
 
-def replayable_events(letter: DeadLetter) -> list[Any] | None:
-    """The events a dead letter holds: one event, a batch, or the events of a whole stored job; None if not JSON."""
+def replayable_events(letter: DeadLetter) -> tuple[list[Any], str | None]:
+    """The events a dead letter holds (one event, a batch, or the events of a stored job), or why there are none."""
+    if letter.payload_truncated:
+        return [], f"only the first bytes of its {letter.payload_size}-byte payload are kept; nothing to replay"
     try:
         payload = loads(letter.payload)
     except ValueError:
-        return None
+        return [], "payload is not JSON events; nothing to replay"
     if isinstance(payload, dict) and "f" in payload and "a" in payload:  # a whole poison job
         args = payload.get("a")
-        if isinstance(args, list) and args and isinstance(args[0], list):
-            return list(args[0])
-        return None
+        if isinstance(args, list) and args and isinstance(args[0], list) and args[0]:
+            return list(args[0]), None
+        return [], "payload is a job without a list of events; nothing to replay"
     if isinstance(payload, list):  # a batch dead-lettered whole (over the batch limit)
-        return payload
-    return [payload]
+        return (payload, None) if payload else ([], "an empty batch; nothing to replay")
+    return [payload], None
+
+
+def event_id_of(raw: Any) -> str | None:
+    """The id a replayed event is reported under (as the worker reads it), None when it has none."""
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    return str(value)[:36] if value is not None else None
 
 
 async def dlq_replay(ctx: dict[str, Any], letter_ids: list[int] | None = None) -> dict[str, Any]:
-    """Re-publish dead letters (all pending ones when no ids); an event already applied stays a no-op."""
+    """Publish dead letters again, one job each or more (all pending ones when no ids); the caller waits for those.
+
+    Returns `replayed` ({id, jobs: [{job_id, event_ids}]} per letter: a batch over the batch limit
+    goes out in several jobs), `skipped` ({id, reason}) and `missing` ids.
+    The letters are marked replayed before their jobs are queued: an event dead-lettered again
+    clears the mark, and must not find it set afterwards.
+    """
     config: Config = ctx.get("config") or get_config()
     if letter_ids is None:
         letters = await DeadLetterManager.list_all(limit=100_000)
     else:
         letters = [letter for i in letter_ids if (letter := await DeadLetterManager.get(i)) is not None]
-    replayed: list[int] = []
+    planned: list[tuple[DeadLetter, list[Any]]] = []
     skipped: list[dict[str, Any]] = []
     for letter in letters:
-        events = replayable_events(letter)
-        if not events:
-            skipped.append({"id": letter.id, "reason": "payload is not JSON events; nothing to replay"})
-            continue
-        for start in range(0, len(events), config.max_batch):
-            chunk = events[start : start + config.max_batch]
-            await ctx["redis"].enqueue_job(JOB_FUNCTION, chunk, _queue_name=config.queue, _expires=config.job_ttl_s)
-        replayed.append(letter.id)
-    if replayed:
-        await DeadLetterManager.mark_replayed(replayed)
+        events, why_not = replayable_events(letter)
+        if why_not is None:
+            planned.append((letter, events))
+        else:
+            skipped.append({"id": letter.id, "reason": why_not})
+    if planned:
+        await DeadLetterManager.mark_replayed([letter.id for letter, _ in planned])
+    replayed: list[dict[str, Any]] = []
+    redis = ctx["redis"]
+    try:
+        for letter, events in planned:
+            jobs = []
+            for start in range(0, len(events), config.max_batch):  # a batch dead-lettered for its size: in parts
+                chunk = events[start : start + config.max_batch]
+                job = await redis.enqueue_job(JOB_FUNCTION, chunk, _queue_name=config.queue, _expires=config.job_ttl_s)
+                jobs.append({"job_id": job.job_id, "event_ids": [event_id_of(e) for e in chunk]})
+            replayed.append({"id": letter.id, "jobs": jobs})
+    finally:
+        queued = {item["id"] for item in replayed}
+        not_queued = [letter.id for letter, _ in planned if letter.id not in queued]
+        if not_queued:  # Redis failed part way: those stay pending
+            await DeadLetterManager.mark_replayed(not_queued, replayed=False)
     missing = sorted(set(letter_ids or []) - {letter.id for letter in letters})
-    log.info("dead letters replayed: %s; skipped: %s; missing: %s", replayed, skipped, missing)
+    log.info("dead letters replayed: %s; skipped: %s; missing: %s", sorted(queued), skipped, missing)
     return {"replayed": replayed, "skipped": skipped, "missing": missing}
 
 

@@ -129,7 +129,7 @@ async def _one_per_job_shuffled(events: list[BaseEvent], config: Config) -> None
         result = await apply_events({"job_try": 1, "config": config}, [event.to_wire()])
         assert result["dead_lettered"] == 0, result
     for _ in range(len(events) + 1):  # every pass applies at least one parked event, or none are left
-        outcome = await retry_parked(config.park_timeout_s, due_only=False)
+        outcome = await retry_parked(config.park_timeout_s, full=True)
         if not any(outcome.values()):
             break
     async with transaction() as session:

@@ -26,6 +26,7 @@ from worker.api.errors import REDIS_ERRORS, ApiError, WriteNotConfirmed, WriteQu
 from worker.api.idempotency import WriteRecord, WriteRequest
 from worker.api.resources import Resources
 from worker.api.schemas import Queued
+from worker.outcomes import event_outcome
 
 #: How often we look for the job's result while waiting (Redis GETs; cheap).
 POLL_DELAY_S = 0.02
@@ -120,23 +121,18 @@ async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, w
 
 
 def outcome(result: Any, event_id: str, queued: Queued) -> dict[str, Any]:
-    """Read what became of our event in the job's result (see `worker.jobs.BatchReport.as_result`).
+    """What became of our event in the job's result (read by `worker.outcomes`, as `komas dlq replay` reads it).
 
     A duplicate (a retry of a write the worker applied already) answers `{}`: the route reads the object.
     """
-    if not isinstance(result, dict):
+    found = event_outcome(result, event_id)
+    if found is None:
         raise ApiError(502, f"the worker answered job {queued.job_ids[0]} with something unexpected: {result!r}"[:500])
-    for rejection in result.get("rejections", []):
-        if rejection.get("event_id") == event_id:
-            raise ApiError(int(rejection.get("status", 422)), rejection.get("reason", "refused"))
-    for letter in result.get("dead_letters", []):
-        if letter.get("event_id") == event_id:
-            raise ApiError(422, letter.get("reason", "refused by the worker"))
-    answers: dict[str, Any] = result.get("results", {})
-    if event_id in answers:
-        answer: dict[str, Any] = answers[event_id]
-        return answer
-    if event_id in result.get("duplicate_ids", []) or event_id in result.get("applied_ids", []):
-        return {}
+    if found.status == "rejected":
+        raise ApiError(found.code or 422, found.reason)
+    if found.status == "dead_lettered":
+        raise ApiError(422, found.reason)
+    if found.status in ("applied", "duplicate"):
+        return found.answer
     # Re-enqueued (database unavailable) or parked: it will apply later, as with a worker that is down.
     raise WriteQueued(queued)
