@@ -426,7 +426,8 @@ async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
         redis_lock(ctx.get("redis"), f"{config.queue}:parked-retry", config.lock_ttl_s) as held,
     ):
         if held:
-            async for _ in pass_window():
-                for key, value in (await retry_parked(config.park_timeout_s)).items():
-                    outcome[key] = outcome.get(key, 0) + value
+            async with contextlib.aclosing(pass_window()) as window:
+                async for _ in window:
+                    for key, value in (await retry_parked(config.park_timeout_s)).items():
+                        outcome[key] = outcome.get(key, 0) + value
     return outcome

@@ -30,7 +30,7 @@ import math
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -168,7 +168,7 @@ def request_pass() -> None:
         PASSES.wakeup.set()
 
 
-async def pass_window(seconds: float | None = None) -> AsyncIterator[None]:
+async def pass_window(seconds: float | None = None) -> AsyncGenerator[None, None]:
     """Yield when a pass may be due: at once, then each time one is asked for, while parked events remain.
 
     For at most `seconds` (`PASS_WINDOW_S`); with nothing parked it ends after the first, so a
