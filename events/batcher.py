@@ -33,7 +33,7 @@ class LingeringPublisher:
 
     def submit(self, event: EventLike) -> asyncio.Future[str]:
         """Queue one event without waiting; the future resolves to the job id (or the publish error)."""
-        parse_event(event)  # refuse an invalid event now, to its own caller, not to its batch mates
+        parse_event(event, wire=False)  # refuse an invalid event now, to its own caller, not to its batch mates
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         if len(self._pending) >= self._max_events:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from events.envelope import BaseEvent, JsonObject, Symbol, Timeframe
+from events.envelope import BaseEvent, JsonObject, Symbol, Timeframe, Timestamp
 
 SettingKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -164,8 +164,8 @@ class UpsertCache(Command):
     timeframe: Timeframe
     data_source: DataSource = "binance"
     candles_count: Annotated[int, Field(ge=0)] | None = None
-    start_time: AwareDatetime | None = None
-    end_time: AwareDatetime | None = None
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
     file_path: Annotated[str, StringConstraints(max_length=500)] | None = None
     file_size: Annotated[int, Field(ge=0)] | None = None
     is_complete: bool | None = None

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID, uuid4
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PositiveFloat,
     StringConstraints,
-    field_validator,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -41,6 +44,126 @@ SignalUid = Annotated[
 ]
 Price = Annotated[PositiveFloat, Field(description="A price; must be > 0.")]
 JsonObject = dict[str, Any]
+
+#: Integers are signed 64-bit on the wire (what the database stores); a larger one is refused, not rounded.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Free-form objects (indicator values, params, settings) nest at most this deep, counted from the event.
+MAX_DEPTH = 32
+
+#: An ISO 8601 date-time with a time zone, in the years 2000 to 2099, with a day that exists: the only text
+#: a timestamp may be. The schema states the same pattern, so producers and validators agree exactly.
+TIMESTAMP_PATTERN = (
+    r"^(?:20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"|20[0-9]{2}-(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|20[0-9]{2}-(?:0[13578]|1[02])-31"
+    r"|20(?:[02468][048]|[13579][26])-02-29)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+
+def _timestamp_text(value: Any) -> Any:
+    """On the wire a timestamp is text of the one form above (never an epoch number); in Python, a datetime.
+
+    Parsed here, so the wire's strict validation (`events.catalogue`) sees a datetime.
+    """
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _TIMESTAMP.match(value):
+        return datetime.fromisoformat(value)
+    raise ValueError(
+        "must be an ISO 8601 date-time with seconds and a time zone, between 2000 and 2099, "
+        "e.g. 2026-01-01T12:00:00Z"
+    )
+
+
+def _in_range_utc(value: datetime) -> datetime:
+    """Aware UTC, refusing years a conversion could overflow on (a datetime built in Python skips the pattern)."""
+    if not 2000 <= value.year <= 2099:
+        raise ValueError("must be between the years 2000 and 2099")
+    if value.tzinfo is UTC:
+        return value
+    if value.utcoffset() == ZERO:  # pydantic's own UTC tzinfo makes astimezone() slow
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _uuid_text(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and _UUID.match(value):
+        return UUID(value)
+    raise ValueError("must be a UUID in its text form, e.g. 0b6f4bd4-4bd5-4a5c-9a3e-4b4f2b1f7f4e")
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_timestamp_text),
+    AfterValidator(_in_range_utc),
+    WithJsonSchema({"type": "string", "pattern": TIMESTAMP_PATTERN, "description": "ISO 8601 with a time zone"}),
+]
+EventId = Annotated[
+    UUID,
+    BeforeValidator(_uuid_text),
+    WithJsonSchema({"type": "string", "pattern": UUID_PATTERN}),
+]
+
+
+def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse what JSON text may carry but the contract does not: NaN and infinity, integers beyond 64 bits,
+    lone UTF-16 surrogates (in values and keys), and nesting deeper than `MAX_DEPTH`.
+
+    One walk over every value of an event, on the hot path: ASCII strings, small integers and empty
+    containers cost a type test each and no call.
+    """
+    if depth > MAX_DEPTH:
+        raise EventValidationError(f"{path or 'event'}: nested more than {MAX_DEPTH} levels deep")
+    items: Any
+    if isinstance(value, dict | Mapping):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        _check_scalar(value, path or "event")
+        return
+    for key, item in items:
+        if type(key) is str and not key.isascii():
+            _check_text(key, f"{path}.{key!r}" if path else repr(key))
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _check_text(item, f"{path}.{key}" if path else str(key))
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise EventValidationError(f"{f'{path}.{key}' if path else key}: integer beyond 64 bits")
+        elif kind is bool or item is None:
+            continue
+        elif kind is float:
+            if not math.isfinite(item):
+                raise EventValidationError(f"{f'{path}.{key}' if path else key}: NaN and infinity are not allowed")
+        elif item:
+            check_json_value(item, f"{path}.{key}" if path else str(key), depth + 1)
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventValidationError(f"{path}: a lone UTF-16 surrogate is not text (cut inside a character?)") from None
+
+
+def _check_scalar(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        if not value.isascii():
+            _check_text(value, path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventValidationError(f"{path}: NaN and infinity are not allowed")
+    elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise EventValidationError(f"{path}: integer beyond 64 bits")
 
 
 def reject_non_finite(value: Any, path: str = "") -> None:
@@ -104,8 +227,11 @@ class BaseEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
 
     type: str = Field(description="Event type; fixed by each model of the catalogue.")
-    event_id: UUID = Field(default_factory=uuid4, description="Producer-made id; the unit of deduplication.")
-    occurred_at: AwareDatetime = Field(default_factory=utc_now, description="When it happened (aware, UTC).")
+    event_id: EventId = Field(
+        default_factory=uuid4,
+        description="Producer-made id, the unit of deduplication: required on the wire, reused on every retry.",
+    )
+    occurred_at: Timestamp = Field(default_factory=utc_now, description="When it happened (aware, UTC).")
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         default="unknown", description="Who sent it, e.g. bot:12, optimizer, api."
     )
@@ -113,27 +239,14 @@ class BaseEvent(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _finite_everywhere(cls, data: Any) -> Any:
-        """pydantic checks float fields; free-form ones (indicator_values, params, ...) are checked here."""
+    def _json_everywhere(cls, data: Any) -> Any:
+        """What pydantic does not check, in every field and free-form object: see `check_json_value`."""
         if isinstance(data, Mapping):
             try:
-                for name in _free_form_fields(cls):
-                    value = data.get(name)
-                    if value:
-                        reject_non_finite(value, name)
+                check_json_value(data)
             except EventValidationError as exc:
                 raise ValueError(str(exc)) from None
         return data
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        # pydantic's own UTC tzinfo makes astimezone() slow; a zero offset only needs the stdlib UTC.
-        if value.tzinfo is UTC:
-            return value
-        if value.utcoffset() == ZERO:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
     def to_wire(self) -> JsonObject:
         """JSON-safe dict, the form the event travels in.

@@ -41,7 +41,7 @@ def default_queue() -> str:
 
 def prepare_jobs(events: Iterable[EventLike], limits: Limits) -> list[EncodedJob]:
     """Validate and encode events, at most `limits.max_batch` per job. Raises before anything is sent."""
-    encoded = (encode_event(parse_event(event), limits) for event in events)
+    encoded = (encode_event(parse_event(event, wire=False), limits) for event in events)
     job_ids = ordered_job_ids()
     return [encode_job(chunk, job_id=next(job_ids)) for chunk in chunked(encoded, limits.max_batch)]
 

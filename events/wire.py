@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,16 +43,29 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
 
 
-def loads(data: bytes | str) -> Any:
-    """Inverse of `dumps`: orjson for speed, the standard library for what orjson refuses.
+#: A run of 19 digits or more: maybe an integer beyond 64 bits, which orjson would turn into a float.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
 
-    orjson rejects NaN literals and integers beyond 64 bits; the standard parser still reads them,
-    so such an event reaches validation and is refused on its own, not with its whole job.
+
+def loads(data: bytes | str) -> Any:
+    """Inverse of `dumps`: orjson for speed, the standard library for what orjson refuses or would bend.
+
+    orjson rejects NaN literals and lone surrogates, and reads integers beyond 64 bits as floats
+    (2**70 would be stored as 1.1805916207174113e21); the standard parser keeps them as they are, so
+    such an event reaches validation and is refused on its own, not with its whole job. Nesting
+    deeper than the parsers recurse is a `ValueError`, like any other text that is not JSON.
     """
+    long_number = _LONG_NUMBER_TEXT if isinstance(data, str) else _LONG_NUMBER
     try:
-        return orjson.loads(data)
+        if not long_number.search(data):  # type: ignore[arg-type]  # the pattern matches the data's kind
+            return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than the parser allows") from None
 
 
 def encoded_size(value: Any) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +26,13 @@ from worker.runner import build_worker
 T = TypeVar("T")
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def with_id(event: dict[str, Any]) -> dict[str, Any]:
+    """A raw event as a producer sends it: with its own `event_id` (required on the wire)."""
+    return {"event_id": str(uuid.uuid4()), **event}
+
+
 #: Where the in-process clients send their requests: a loopback Host, as a local client's would be.
 LOOPBACK = "http://127.0.0.1:8000"
 

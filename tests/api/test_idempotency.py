@@ -166,14 +166,16 @@ async def test_a_retry_after_202_gets_the_answer_the_worker_kept(migrated: Confi
         assert [preset["name"] for preset in (await client.get("/api/db/presets")).json()] == ["Later"]
 
 
-async def test_posted_events_without_ids_get_them_from_the_key(
+async def test_posted_events_keep_their_ids_and_a_retry_with_the_key_replays_the_answer(
     client: httpx.AsyncClient, worker: RunningWorker, migrated: Config
 ) -> None:
-    events = [{"type": "settings.set", "key": f"e{index}", "value": index} for index in range(3)]
+    events = [
+        {"type": "settings.set", "event_id": str(uuid.uuid4()), "key": f"e{index}", "value": index}
+        for index in range(3)
+    ]
     first = await client.post("/api/events", json=events, headers=keyed("batch-1"))
     assert first.status_code == 202
-    key_id = uuid.uuid5(KEY_NAMESPACE, "batch-1")
-    assert first.json()["event_ids"] == [str(uuid.uuid5(key_id, str(index))) for index in range(3)]
+    assert first.json()["event_ids"] == [event["event_id"] for event in events]
     again = await client.post("/api/events", json=events, headers=keyed("batch-1"))
     assert again.content == first.content
     assert again.headers["idempotent-replayed"] == "true"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from tests.api.conftest import AUTH, RunningWorker, eventually
+from tests.api.conftest import AUTH, RunningWorker, eventually, with_id
 from worker.api.render import MAX_DEPTH, TRUNCATED_KEY
 from worker.config import Config
 
@@ -172,7 +173,7 @@ async def test_settings_nested_deep_are_shown_cut(client: httpx.AsyncClient, mig
 @pytest.fixture
 async def signal_id(client: httpx.AsyncClient, worker: RunningWorker) -> int:
     """One bot with one signal, made by the worker."""
-    bot = {"type": "bot.create", "name": "Scalper", "symbol": "BTCUSDT", "timeframe": "5m"}
+    bot = with_id({"type": "bot.create", "name": "Scalper", "symbol": "BTCUSDT", "timeframe": "5m"})
     assert (await client.post("/api/events", json=bot, headers=AUTH)).status_code == 202
 
     async def bot_id() -> int | None:
@@ -180,6 +181,7 @@ async def signal_id(client: httpx.AsyncClient, worker: RunningWorker) -> int:
         return int(bots[0]["id"]) if bots else None
 
     created = {
+        "event_id": str(uuid.uuid4()),
         "type": "signal.created",
         "signal_uid": "s1",
         "bot_id": await eventually(bot_id),

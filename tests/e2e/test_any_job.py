@@ -166,3 +166,19 @@ async def test_every_event_of_any_job_ends_applied_or_dead_lettered_exactly_once
     await e2e.open_db()
     bot = await BotManager.create(name=f"any-{uuid.uuid4().hex[:8]}", symbol="BTCUSDT", timeframe="1h")
     await _run(e2e, bot.id, plan)
+
+
+async def test_an_event_without_event_id_is_dead_lettered_saying_why_and_its_neighbours_apply(e2e: E2E) -> None:
+    bot = await BotManager.create(name="no-id", symbol="BTCUSDT", timeframe="1h")
+    good = BotToggled(bot_id=bot.id, active=True).to_wire()
+    anonymous = {
+        key: value for key, value in BotToggled(bot_id=bot.id, active=False).to_wire().items() if key != "event_id"
+    }
+    job_id = uuid.uuid4().hex
+    await write_job(e2e, job_id, job_body([good, anonymous]), time.time() * 1000)
+    await e2e.run_worker()
+    result = await e2e.result(job_id)
+    assert result["applied_ids"] == [good["event_id"]]
+    (letter,) = result["dead_letters"]
+    assert letter["event_id"] is None
+    assert "event_id: required on the wire" in letter["reason"]

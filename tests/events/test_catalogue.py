@@ -26,6 +26,7 @@ from events.wire import dumps, loads
 
 SIGNAL_CREATED: dict[str, Any] = {
     "type": "signal.created",
+    "event_id": "5f0f8f1e-7a61-4c1a-9d55-0b7a8a3f0001",
     "signal_uid": "bot-1:BTCUSDT:0001",
     "bot_id": 1,
     "symbol": "BTCUSDT",
@@ -39,6 +40,7 @@ SIGNAL_CREATED: dict[str, Any] = {
 }
 SIGNAL_CLOSED: dict[str, Any] = {
     "type": "signal.closed",
+    "event_id": "5f0f8f1e-7a61-4c1a-9d55-0b7a8a3f0002",
     "signal_uid": "bot-1:BTCUSDT:0001",
     "exit_price": 65975.0,
     "exit_reason": "tp1",
@@ -47,6 +49,7 @@ SIGNAL_CLOSED: dict[str, Any] = {
 }
 BACKTEST_FINISHED: dict[str, Any] = {
     "type": "backtest.finished",
+    "event_id": "5f0f8f1e-7a61-4c1a-9d55-0b7a8a3f0003",
     "preset_id": 7,
     "symbol": "ETHUSDT",
     "timeframe": "4h",
@@ -59,7 +62,13 @@ BACKTEST_FINISHED: dict[str, Any] = {
     "params": {"period": 14, "mult": 2.5, "grid": [1.0, 2.0]},
     "source": "optimizer",
 }
-BOT_TOGGLED: dict[str, Any] = {"type": "bot.toggled", "bot_id": 3, "active": True, "source": "api"}
+BOT_TOGGLED: dict[str, Any] = {
+    "type": "bot.toggled",
+    "event_id": "5f0f8f1e-7a61-4c1a-9d55-0b7a8a3f0004",
+    "bot_id": 3,
+    "active": True,
+    "source": "api",
+}
 
 EXAMPLES: dict[str, tuple[dict[str, Any], type[BaseEvent]]] = {
     "signal.created": (SIGNAL_CREATED, SignalCreated),
@@ -195,7 +204,19 @@ def test_to_json_writes_the_bytes_dumps_writes_of_to_wire(name: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [1e16, 1e-7, 0.1, -0.0, 5.0, 1e300, 2.2250738585072014e-308, 2**70, -(2**64), "é✓\u2028\x00\"\\", [1, {"a": []}]],
+    [
+        1e16,
+        1e-7,
+        0.1,
+        -0.0,
+        5.0,
+        1e300,
+        2.2250738585072014e-308,
+        2**63 - 1,
+        -(2**63),
+        'é✓\u2028\x00"\\',
+        [1, {"a": []}],
+    ],
 )
 def test_to_json_writes_free_form_values_as_dumps_does(value: Any) -> None:
     event = SignalCreated(**{**SIGNAL_CREATED, "indicator_values": {"v": value}})
@@ -418,7 +439,7 @@ def test_event_validation_error_is_a_value_error() -> None:
 
 
 def _toggle(bot_id: Any) -> dict[str, Any]:
-    return {"type": "bot.toggled", "bot_id": bot_id, "active": True}
+    return {"type": "bot.toggled", "event_id": str(uuid.uuid4()), "bot_id": bot_id, "active": True}
 
 
 def test_parse_events_gives_each_payload_its_event_or_its_error_in_order() -> None:
@@ -454,7 +475,7 @@ def test_parse_events_of_a_valid_batch_equals_parsing_one_by_one() -> None:
 def test_update_commands_clear_only_what_can_be_empty(
     event_type: str, id_field: str, changes: dict[str, Any], refused: str | None
 ) -> None:
-    payload = {"type": event_type, id_field: 1, "changes": changes}
+    payload = {"type": event_type, "event_id": str(uuid.uuid4()), id_field: 1, "changes": changes}
     if refused is None:
         assert parse_event(payload).changes == changes  # type: ignore[union-attr]
     else:

@@ -7,11 +7,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import AUTH, RunningWorker, eventually
+from tests.api.conftest import AUTH, RunningWorker, eventually, with_id
 
 
 async def publish(client: httpx.AsyncClient, *events: dict[str, Any]) -> list[str]:
-    response = await client.post("/api/events", json=list(events), headers=AUTH)
+    response = await client.post("/api/events", json=[with_id(event) for event in events], headers=AUTH)
     assert response.status_code == 202, response.text
     ids: list[str] = response.json()["event_ids"]
     return ids

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import AUTH, RunningWorker, eventually
+from tests.api.conftest import AUTH, RunningWorker, eventually, with_id
 
 
 async def upsert(client: httpx.AsyncClient, symbol: str, timeframe: str, **fields: object) -> dict[str, object]:
-    event = {"type": "cache.upsert", "symbol": symbol, "timeframe": timeframe, **fields}
+    event = with_id({"type": "cache.upsert", "symbol": symbol, "timeframe": timeframe, **fields})
     assert (await client.post("/api/events", json=event, headers=AUTH)).status_code == 202
     source = str(fields.get("data_source", "binance"))
 

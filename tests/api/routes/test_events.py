@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import AUTH, RunningWorker, eventually
+from tests.api.conftest import AUTH, RunningWorker, eventually, with_id
 from worker.config import Config
 
 
@@ -27,7 +27,7 @@ async def test_one_event_is_202_with_its_id_and_gets_applied(client: httpx.Async
 async def test_a_list_is_published_in_as_few_jobs_as_the_batch_limit_allows(
     client: httpx.AsyncClient, migrated: Config
 ) -> None:
-    events = [{"type": "settings.set", "key": f"k{i}", "value": i} for i in range(5)]
+    events = [with_id({"type": "settings.set", "key": f"k{i}", "value": i}) for i in range(5)]
     response = await client.post("/api/events", json=events, headers=AUTH)
     assert response.status_code == 202
     assert len(response.json()["event_ids"]) == 5
@@ -39,14 +39,16 @@ async def test_invalid_events_are_422_naming_index_and_field_and_nothing_is_queu
     client: httpx.AsyncClient, migrated: Config
 ) -> None:
     events = [
-        {"type": "settings.set", "key": "ok", "value": 1},
-        {"type": "signal.created", "signal_uid": "x", "bot_id": 1, "symbol": "BTCUSDT", "timeframe": "1h",
-         "direction": "sideways", "entry_price": 1.0},
+        with_id({"type": "settings.set", "key": "ok", "value": 1}),
+        with_id({"type": "signal.created", "signal_uid": "x", "bot_id": 1, "symbol": "BTCUSDT", "timeframe": "1h",
+                 "direction": "sideways", "entry_price": 1.0}),
+        {"type": "settings.set", "key": "no-id", "value": 1},
     ]  # fmt: skip
     response = await client.post("/api/events", json=events, headers=AUTH)
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(line.startswith("events[1].direction") for line in detail), detail
+    assert any(line.startswith("events[2].event_id: required on the wire") for line in detail), detail
 
     unknown = await client.post("/api/events", json={"type": "no.such"}, headers=AUTH)
     assert unknown.status_code == 422

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.api.conftest import AUTH, RunningWorker, eventually
@@ -29,7 +31,8 @@ async def test_dead_letters_lists_what_the_worker_refused(
     # A producer that skipped validation: the worker dead-letters its events, the API shows them.
     async with arq_pool(migrated) as pool:
         for index in range(3):
-            await pool.enqueue_job("apply_events", [{"type": "no.such", "n": index}], _queue_name=migrated.queue)
+            event = {"type": "no.such", "event_id": str(uuid.uuid4()), "n": index}
+            await pool.enqueue_job("apply_events", [event], _queue_name=migrated.queue)
 
     async def three() -> dict[str, object] | None:
         body: dict[str, object] = (await client.get("/api/db/dead-letters", params={"limit": 2})).json()

@@ -3,14 +3,13 @@
 Each is validated with the catalogue first (422 names the event and field; 413 for one over
 `KOMAS_MAX_EVENT_BYTES`), then they go to the queue in as few jobs as the batch limit allows. The
 answer is 202 with the event ids: the worker applies them when it gets to them, each exactly once.
-An event without an `event_id` gets one made from the request's `Idempotency-Key` (the i-th such
-event: uuid5 of the key's UUID and i), so a retry with the same key publishes the same events.
+Exactly what the worker accepts (the schema of `komas events schema`): each event carries its own
+`event_id`, so a retry of the request publishes the same events.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID, uuid5
 
 from fastapi import APIRouter, Body, Request
 
@@ -35,14 +34,6 @@ RawEvents = Annotated[
         examples=[{"type": "bot.toggled", "bot_id": 1, "active": True, "source": "ops"}],
     ),
 ]
-
-
-def with_event_ids(raw: list[dict[str, Any]], key_id: UUID) -> list[dict[str, Any]]:
-    """Give each event without an `event_id` the one its position and the request's key make."""
-    return [
-        payload if "event_id" in payload else {**payload, "event_id": str(uuid5(key_id, str(index)))}
-        for index, payload in enumerate(raw)
-    ]
 
 
 def validate_all(raw: list[dict[str, Any]], max_event_bytes: int) -> list[BaseEvent]:
@@ -70,7 +61,7 @@ async def publish_events(body: RawEvents, resources: ResourcesDep, write: WriteR
     if not raw:
         raise ApiError(422, "no events: send one event or a non-empty list")
     config = resources.config
-    events = validate_all(with_event_ids(raw, write.event_id), config.max_event_bytes)
+    events = validate_all(raw, config.max_event_bytes)
     event_ids = [str(event.event_id) for event in events]
     await WriteRecord(resources, write, request).claim()
     limits = Limits(max_event_bytes=config.max_event_bytes, max_batch=config.max_batch, job_ttl_s=config.job_ttl_s)
