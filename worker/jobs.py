@@ -78,7 +78,7 @@ class BatchReport:
         }
 
 
-def _event_id_of(raw: Any) -> str | None:
+def event_id_of(raw: Any) -> str | None:
     """The event id of a raw payload when it is a well-formed UUID (anything else is the producer's text, not an id)."""
     value = raw.get("event_id") if isinstance(raw, dict) else None
     if not isinstance(value, str) or len(value) > 45:
@@ -97,7 +97,7 @@ def storable(text: str, limit: int) -> str:
 
 async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: str | None = None) -> None:
     """Store one raw event with its reason and note it in the report."""
-    event_id = _event_id_of(raw)
+    event_id = event_id_of(raw)
     if event_type is None and isinstance(raw, dict) and isinstance(raw.get("type"), str):
         event_type = raw["type"]
     event_type = storable(event_type, 50) if event_type is not None else None
@@ -324,7 +324,7 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
     job_try = int(ctx.get("job_try", 1))
     if len(raw_events) == 1:
         # The crash may have come after the commit (or the parking): such an event is settled, not poison.
-        event_id = _event_id_of(raw_events[0])
+        event_id = event_id_of(raw_events[0])
         if event_id is not None and await _settled_ids([event_id], parked_too=True):
             report.duplicates.append(event_id)
             return
@@ -380,9 +380,9 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception) -> dic
         log.exception("unexpected error applying a batch; its unapplied events are dead-lettered")
         report = BatchReport()
         reason = "unexpected error: " + "".join(traceback.format_exception_only(exc)).strip()
-        applied = await _settled_ids([_event_id_of(raw) for raw in batch], parked_too=False)
+        applied = await _settled_ids([event_id_of(raw) for raw in batch], parked_too=False)
         for raw in batch:
-            if _event_id_of(raw) not in applied:
+            if event_id_of(raw) not in applied:
                 await dead_letter(report, raw, reason)
         return report.as_result()
     except Exception as second:

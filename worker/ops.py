@@ -10,6 +10,7 @@ from typing import Any
 
 from events.wire import JOB_FUNCTION, loads
 from worker.config import Config, get_config
+from worker.jobs import event_id_of
 from worker.managers.dead_letters import DeadLetterManager
 from worker.models import DeadLetter
 
@@ -32,12 +33,6 @@ def replayable_events(letter: DeadLetter) -> tuple[list[Any], str | None]:
     if isinstance(payload, list):  # a batch dead-lettered whole (over the batch limit)
         return (payload, None) if payload else ([], "an empty batch; nothing to replay")
     return [payload], None
-
-
-def event_id_of(raw: Any) -> str | None:
-    """The id a replayed event is reported under (as the worker reads it), None when it has none."""
-    value = raw.get("event_id") if isinstance(raw, dict) else None
-    return str(value)[:36] if value is not None else None
 
 
 async def dlq_replay(ctx: dict[str, Any], letter_ids: list[int] | None = None) -> dict[str, Any]:
