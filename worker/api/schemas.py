@@ -219,7 +219,11 @@ class DeadLetterOut(_Out):
     id: int
     event_id: str | None
     event_type: str | None
+    #: At most the first 64 KiB of what arrived; `payload_size` and `payload_sha256` describe all of it.
     payload: str
+    payload_size: int | None
+    payload_sha256: str | None
+    payload_truncated: bool
     reason: str
     attempts: int
     first_seen_at: datetime

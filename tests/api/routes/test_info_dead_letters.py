@@ -43,6 +43,10 @@ async def test_dead_letters_lists_what_the_worker_refused(
     assert isinstance(items, list)
     assert len(items) == 2
     assert all("type" in item["reason"] for item in items)
+    for item in items:  # the whole payload described, even when only its first 64 KiB are kept
+        assert item["payload_size"] == len(item["payload"].encode())
+        assert len(item["payload_sha256"]) == 64
+        assert item["payload_truncated"] is False
     rest = (await client.get("/api/db/dead-letters", params={"limit": 2, "offset": 2})).json()
     assert len(rest["items"]) == 1
     assert (await client.get("/api/db/dead-letters", params={"limit": 1001})).status_code == 422
