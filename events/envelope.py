@@ -121,12 +121,8 @@ def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
     """
     if depth > MAX_DEPTH:
         raise EventValidationError(f"{path or 'event'}: nested more than {MAX_DEPTH} levels deep")
-    items: Any
-    if isinstance(value, dict | Mapping):
-        items = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    else:
+    items = _children(value)
+    if items is None:
         _check_scalar(value, path or "event")
         return
     for key, item in items:
@@ -166,6 +162,15 @@ def _check_scalar(value: Any, path: str) -> None:
         raise EventValidationError(f"{path}: integer beyond 64 bits")
 
 
+def _children(value: Any) -> Any:
+    """The (key, item) pairs of a JSON container, or None for anything else."""
+    if isinstance(value, dict | Mapping):
+        return value.items()
+    if isinstance(value, list | tuple):
+        return enumerate(value)
+    return None
+
+
 def reject_non_finite(value: Any, path: str = "") -> None:
     """Refuse NaN/inf anywhere, also in free-form dicts that pydantic does not check.
 
@@ -175,12 +180,8 @@ def reject_non_finite(value: Any, path: str = "") -> None:
         if not math.isfinite(value):
             raise EventValidationError(f"{path or 'event'}: NaN and infinity are not allowed")
         return
-    items: Any
-    if isinstance(value, dict | Mapping):
-        items = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    else:
+    items = _children(value)
+    if items is None:
         return
     for key, item in items:
         kind = type(item)
