@@ -93,17 +93,20 @@ return 1
 
 
 #: Take jobs whose id is not UTF-8 (arq's code, and redis-py's str keys, cannot name them) for a dead letter:
-#: like CLAIM_JOBS, a job is taken only when nobody holds it; its lock is set and its body read.
-#: KEYS: per job its lock and body keys. ARGV: lock (ms). Returns per job: body or nil (nil too when not taken).
+#: like CLAIM_JOBS, a job is taken only when it is still queued and nobody holds it (a poll may list an id
+#: that another pass has just stored and forgotten); its lock is set and its body read.
+#: KEYS: the queue, then per job its lock and body keys. ARGV: lock (ms), then the job ids.
+#: Returns per job: body (empty when it has none) or nil when not taken.
 TAKE_FOREIGN = """
 local taken = {}
-for i = 1, #KEYS, 2 do
-  if redis.call('set', KEYS[i], '1', 'nx', 'px', ARGV[1]) then
+for i = 2, #KEYS, 2 do
+  local queued = redis.call('zscore', KEYS[1], ARGV[i / 2 + 1])
+  if queued and redis.call('set', KEYS[i], '1', 'nx', 'px', ARGV[1]) then
     local body = redis.pcall('get', KEYS[i + 1])
     if type(body) == 'table' then body = 'not a string: ' .. redis.call('type', KEYS[i + 1])['ok'] end
-    taken[(i + 1) / 2] = body or ''
+    taken[i / 2] = body or ''
   else
-    taken[(i + 1) / 2] = false
+    taken[i / 2] = false
   end
 end
 return taken
@@ -211,10 +214,10 @@ class JobScripts:
 
     async def take_foreign(self, job_ids: Sequence[bytes], *, lock_ms: int) -> dict[bytes, bytes]:
         """Lock the jobs among `job_ids` nobody holds and read their bodies (ids are raw bytes, any bytes)."""
-        keys: list[bytes] = []
+        keys: list[Any] = [self.queue]
         for job_id in job_ids:
             keys += [in_progress_key_prefix.encode() + job_id, job_key_prefix.encode() + job_id]
-        reply = await self._take_foreign(keys=keys, args=[lock_ms])
+        reply = await self._take_foreign(keys=keys, args=[lock_ms, *job_ids])
         return {job_id: body for job_id, body in zip(job_ids, reply, strict=True) if body is not None}
 
     async def forget(self, job_ids: Sequence[bytes | str]) -> None:

@@ -93,7 +93,7 @@ def test_no_job_stops_the_worker_and_every_event_is_accounted_for(rig: Rig) -> N
         naming = [reason for reason in letters if f"job {job_id}:" in reason]
         assert len(naming) == 1, (name, job_id, letters)
     assert any("is not UTF-8" in reason and repr(foreign_id) in reason for reason in letters), letters
-    assert len(letters) == len(malformed) + 1  # one row each, the million-element batch too
+    assert len(letters) == len(malformed) + 1, "\n".join(letters)  # one row each, the million-element batch too
     edge_letter = column(rig.db_path, "SELECT reason FROM dead_letters WHERE event_id = ?", edge["event_id"])
     assert len(edge_letter) == 1, edge_letter
     # e1..e3 only ever arrived inside malformed jobs: none of them applied.
