@@ -248,3 +248,15 @@ class ParkedEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class WriterFence(Base):
+    """The highest fencing token that has written to a partition: write transactions of a lower one are refused.
+
+    One row per partition ("main" until partitions exist); see `worker.lease`.
+    """
+
+    __tablename__ = "writer_fences"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
