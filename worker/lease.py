@@ -40,7 +40,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 import redis.exceptions
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db import is_sqlite, transaction
@@ -100,7 +100,8 @@ def database_key(database_url: str) -> str:
     url = make_url(database_url)
     if is_sqlite(url) and url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         url = url.set(database=str(Path(url.database).resolve()))
-    rendered = url.set(password=None).render_as_string(hide_password=False)
+    without_password = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    rendered = without_password.render_as_string(hide_password=False)
     return hashlib.sha256(rendered.encode()).hexdigest()[:16]
 
 
