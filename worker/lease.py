@@ -87,6 +87,10 @@ return counter
 """
 
 
+def utc_now_text() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 class FencedOut(RuntimeError):
     """A write transaction of a worker whose lease was taken over: refused, the work goes back to the queue."""
 
@@ -170,8 +174,7 @@ class WriterLease:
 
     async def try_acquire(self) -> int:
         """The fencing token if the lease was free or ours already (now ours), else 0."""
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        args = (self.holder, self.host, str(os.getpid()), since, str(self.ttl_ms))
+        args = (self.holder, self.host, str(os.getpid()), utc_now_text(), str(self.ttl_ms))
         self.token = int(await self.client.eval(_ACQUIRE, 2, self.key, self.token_key, *args))  # type: ignore[misc]
         if self.token:
             await self.client.delete(self.standby_key + self.holder)
@@ -193,19 +196,20 @@ class WriterLease:
         await self.client.eval(_RELEASE, 1, self.key, self.holder)  # type: ignore[misc]
         await self.client.delete(self.standby_key + self.holder)
 
-    async def announce_standby(self) -> None:
-        value = json.dumps({"host": self.host, "pid": os.getpid(), "since": time.time()})
+    async def announce_standby(self, since: str) -> None:
+        """Tell `komas status` that this worker waits (the key expires a few polls after it stops)."""
+        value = json.dumps({"host": self.host, "pid": os.getpid(), "since": since})
         await self.client.set(self.standby_key + self.holder, value, px=int(self.standby_poll_s * 3000) + 1000)
 
     async def wait(self, stop: asyncio.Event) -> int:
         """Take the lease, waiting as a standby while another worker holds it; 0 if `stop` came first."""
-        said = False
+        said, since = False, utc_now_text()
         while not stop.is_set():
             if await self.try_acquire():
                 if said:
                     log.info("writer lease %s taken over (token %d): this worker is now active", self.key, self.token)
                 return self.token
-            await self.announce_standby()
+            await self.announce_standby(since)
             if not said:
                 holder = await active_worker(self.client, self.key)
                 log.info("another worker holds the writer lease %s (%s): waiting as a standby", self.key, holder)
