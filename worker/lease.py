@@ -2,8 +2,9 @@
 
 A worker holds a *lease* (a Redis key with a TTL, renewed by compare-and-extend) and a *fencing
 token* (a Redis counter that only grows, taken when the lease is). The database remembers the highest
-token that has written, one row per partition in `writer_fences`; every write transaction raises it
-with one `UPDATE ... WHERE token <= mine` and is refused (`FencedOut`) when no row matched. So a
+token that has written, one row per partition in `writer_fences`; every write transaction checks
+it first (`Fence.check_on`: one statement) and is refused (`FencedOut`) when a higher one has written,
+raising it when it is the new holder's first write. So a
 worker whose lease was taken over while it was paused or cut off cannot commit once the new holder
 has written, whatever it believes: the check is in the database, not in Redis, and costs one
 statement per transaction, no Redis round trip.
@@ -35,12 +36,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, CursorResult, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db import is_sqlite, transaction
@@ -121,30 +122,42 @@ class Fence:
     token: int
     lost: bool = field(default=False)
 
-    SQL = text("UPDATE writer_fences SET token = :token WHERE name = :partition AND token <= :token")
+    RAISE = text("UPDATE writer_fences SET token = :token WHERE name = :partition AND token <= :token")
+    READ = text("SELECT token FROM writer_fences WHERE name = :partition")
 
     @property
     def params(self) -> dict[str, Any]:
         return {"token": self.token, "partition": self.partition}
 
     def check_on(self, connection: Connection) -> None:
-        """First statement of a write transaction on a synchronous connection (the SQLite writer thread)."""
-        self._verify(connection.execute(self.SQL, self.params).rowcount)
+        """First statement(s) of every write transaction: refuse it (`FencedOut`) if a higher token has written.
+
+        PostgreSQL: `RAISE` (its row lock makes a newer holder's first transaction wait for ours).
+        SQLite: `BEGIN IMMEDIATE` holds the database's write lock already, so reading the row is as
+        good; it is written only by a holder's first transaction. An UPDATE in every commit cost an
+        extra page in the WAL per commit, about a tenth of the writer's throughput.
+        """
+        if connection.dialect.name != "sqlite":
+            self._verify(connection.execute(self.RAISE, self.params).rowcount == 1)
+            return
+        stored = connection.execute(self.READ, self.params).scalar()
+        if stored is not None and stored < self.token:
+            connection.execute(self.RAISE, self.params)
+            stored = self.token
+        self._verify(stored == self.token)
 
     async def check_in(self, session: AsyncSession) -> None:
-        """First statement of a write transaction of the async engine (`db.transaction`)."""
-        result = await session.execute(self.SQL, self.params)
-        self._verify(cast("CursorResult[Any]", result).rowcount)
+        """`check_on` for a transaction of the async engine (`db.transaction`)."""
+        await session.run_sync(lambda sync_session: self.check_on(sync_session.connection()))
 
-    def _verify(self, rowcount: int) -> None:
-        """No row matched: a higher token has written (or the partition has no fencing row)."""
-        if rowcount != 1:
+    def _verify(self, passed: bool) -> None:
+        """Refused: a higher token has written (or the partition has no fencing row)."""
+        if not passed:
             self.lost = True
             raise FencedOut(f"writer lease of partition {self.partition!r} taken over (token {self.token} is stale)")
 
 
 _INSERT_FENCE = text("INSERT INTO writer_fences (name, token) VALUES (:partition, 0) ON CONFLICT (name) DO NOTHING")
-_READ_FENCE = text("SELECT token FROM writer_fences WHERE name = :partition")
 
 
 class WriterLease:
@@ -252,7 +265,7 @@ async def claim_fence(lease: WriterLease) -> Fence:
     """
     async with transaction() as session:
         await session.execute(_INSERT_FENCE, {"partition": lease.partition})
-        floor = int(await session.scalar(_READ_FENCE, {"partition": lease.partition}) or 0)
+        floor = int(await session.scalar(Fence.READ, {"partition": lease.partition}) or 0)
     token = await lease.token_above(floor)
     if not token:
         raise LeaseLost(f"writer lease {lease.key} lost before the first write")
