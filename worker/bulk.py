@@ -200,9 +200,11 @@ def close_signals(connection: Connection, events: Sequence[SignalClosed]) -> Non
     dialect = connection.dialect.name
     query = prebuilt(
         ("open signals", dialect),
-        lambda: select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
-        .join(Bot, Bot.id == Signal.bot_id)
-        .where(among(Signal.uid, dialect)),
+        lambda: (
+            select(Signal.uid, Signal.id, Signal.status, Signal.bot_id, Bot.position_size)
+            .join(Bot, Bot.id == Signal.bot_id)
+            .where(among(Signal.uid, dialect))
+        ),
     )
     for chunk in _chunks(list(set(uids))):
         rows = connection.execute(query, {AMONG: among_values(chunk, dialect)})

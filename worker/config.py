@@ -57,6 +57,15 @@ class Config(BaseSettings):
         default=600, gt=0, description="How long an event waits for a missing dependency before dead-lettering."
     )
     job_ttl_s: int = Field(default=DEFAULT_JOB_TTL_S, gt=0, description="How long a queued job waits for a worker.")
+    writer_lease_ttl_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=60,
+        description="Writer lease TTL (renewed every third of it): a standby takes over within it if the writer dies.",
+    )
+    writer_partition: str = Field(
+        default="main", min_length=1, max_length=64, description="The partition this worker writes (its lease)."
+    )
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token for API writes; without one the API listens on loopback only."
     )

@@ -29,6 +29,7 @@ from worker.config import get_config
 from worker.fast_sql import json_text
 
 if TYPE_CHECKING:
+    from worker.lease import Fence
     from worker.sqlite_writer import SQLiteWriter
 
 #: `page_size` first: it only takes effect on a database with no pages yet (a new file), before WAL.
@@ -153,13 +154,15 @@ class Database:
         #: Whether `parked_events` may hold rows: None unknown, False known empty (see `parking.has_parked`).
         self.parked_hint: bool | None = None
         self._sqlite_writer: SQLiteWriter | None = None
+        #: The writer lease's fencing token, checked by every write transaction (None: unfenced, e.g. tests, CLI).
+        self.fence: Fence | None = None
 
     def sqlite_writer(self) -> SQLiteWriter | None:
         """The writer thread for trading batches (SQLite only), started on first use."""
         if self._sqlite_writer is None and is_sqlite(self.url):
             from worker.sqlite_writer import SQLiteWriter
 
-            self._sqlite_writer = SQLiteWriter(self.url, self.write_lock)
+            self._sqlite_writer = SQLiteWriter(self.url, self.write_lock, fence=lambda: self.fence)
         return self._sqlite_writer
 
     async def ensure_schema(self) -> None:
@@ -228,6 +231,8 @@ async def transaction() -> AsyncIterator[AsyncSession]:
         token = _current_session.set(session)
         try:
             async with session.begin():
+                if database.fence is not None:
+                    await database.fence.check_in(session)
                 yield session
         finally:
             _current_session.reset(token)

@@ -120,9 +120,7 @@ def among_values(values: Sequence[Any], dialect_name: str) -> Any:
     return orjson.dumps(list(values)).decode() if dialect_name == "sqlite" else list(values)
 
 
-def scalars_among(
-    connection: Connection, key: Hashable, build: Callable[[], Any], values: Sequence[Any]
-) -> list[Any]:
+def scalars_among(connection: Connection, key: Hashable, build: Callable[[], Any], values: Sequence[Any]) -> list[Any]:
     """First column of a prebuilt query whose only parameter is `AMONG`, for these values.
 
     On SQLite the statement is compiled once and run straight on the driver's cursor: for a

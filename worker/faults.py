@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from worker.lease import FencedOut
+
 _TRANSIENT_WORDS = ("locked", "busy", "disk", "full", "i/o", "connection", "timeout", "readonly")
 
 
 def is_transient(exc: BaseException) -> bool:
     """The database or the network is unavailable right now; the same work may succeed later."""
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+    if isinstance(exc, OSError | ConnectionError | TimeoutError | FencedOut):  # FencedOut: the new writer applies it
         return True
     if isinstance(exc, OperationalError | InterfaceError):
         return True

@@ -264,3 +264,15 @@ class ParkedEvent(Base):
     waiting_for: Mapped[str | None] = mapped_column(String(20), index=True)
     waiting_for_id: Mapped[int | None] = mapped_column(BigInteger)
     waiting_for_uid: Mapped[str | None] = mapped_column(String(100))
+
+
+class WriterFence(Base):
+    """The highest fencing token that has written to a partition: write transactions of a lower one are refused.
+
+    One row per partition ("main" until partitions exist); see `worker.lease`.
+    """
+
+    __tablename__ = "writer_fences"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)

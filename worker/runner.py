@@ -1,8 +1,10 @@
 """The arq worker: its settings (JSON both ways, queue, locks, cron) and a supervisor for Redis outages.
 
 `komas worker` runs `run_forever`, which rebuilds the arq worker whenever Redis goes away and
-comes back, so the process rides through outages and restarts. `arq worker.runner.WorkerSettings`
-also works (without the supervisor).
+comes back, so the process rides through outages and restarts. It writes only while it holds the
+writer lease of its database (`worker.lease`): a second worker waits as a standby and takes over
+when the first dies or stops. `arq worker.runner.WorkerSettings` also works (without the supervisor,
+and without the lease: run only one).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import redis.asyncio as aioredis
 import redis.exceptions
 from arq import Worker, cron
 from arq.connections import RedisSettings
@@ -24,6 +27,7 @@ from worker.db import close_db, init_db
 from worker.group_commit import GroupCommitter
 from worker.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.komas_worker import KomasWorker
+from worker.lease import LeaseLost, WriterLease, claim_fence
 from worker.ops import dlq_drop, dlq_replay
 from worker.poison import tolerant_deserializer
 from worker.registry import check_complete
@@ -52,6 +56,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     database = init_db(config.database_url)
     await database.ensure_schema()
     ctx["database"] = database
+    lease: WriterLease | None = ctx.get("writer_lease")
+    if lease is not None:  # run_forever took it: fence every write transaction, keep it renewed
+        database.fence = await claim_fence(lease)
+        ctx["lease_keeper"] = asyncio.create_task(lease.keep(database.fence, ctx["on_lease_lost"]))
     committer = GroupCommitter(apply_in_transaction)
     committer.start()
     ctx["committer"] = committer
@@ -91,6 +99,9 @@ def tune_gc() -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    keeper: asyncio.Task[None] | None = ctx.pop("lease_keeper", None)
+    if keeper is not None:
+        keeper.cancel()
     committer: GroupCommitter | None = ctx.pop("committer", None)
     if committer is not None:
         await committer.stop()
@@ -157,46 +168,93 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, O
 async def run_forever(
     config: Config, *, burst: bool = False, stop_requested: Callable[[], bool] = lambda: False
 ) -> None:
-    """Run the worker; when Redis is lost, close what is left and start again with back-off.
+    """Run the worker while holding the writer lease (a standby until then); when Redis or the lease is lost,
+    close what is left and start again (with back-off after an outage or an error).
 
     `stop_requested` tells whether SIGTERM/SIGINT came while the process was still starting
     (before our handlers): then it stops at once, cleanly, with nothing taken from the queue.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    client = aioredis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    lease = WriterLease(client, config.database_url, partition=config.writer_partition, ttl_s=config.writer_lease_ttl_s)
     delay = 1.0
-    while not stop.is_set():
-        worker = build_worker(config, burst=burst, handle_signals=False)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_stop, worker, stop, sig)
-        if stop_requested():
-            log.info("stop requested while starting: exiting")
-            await worker.close()
-            return
-        try:
-            worker.main_task = asyncio.ensure_future(worker.main())
-            await worker.main_task
-            if burst:
-                stop.set()
-            delay = 1.0
-        except asyncio.CancelledError:
+    try:
+        while not stop.is_set():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)  # while waiting for the lease: nothing to finish
+            if stop_requested():
+                log.info("stop requested while starting: exiting")
+                return
+            try:
+                if not await lease.wait(stop):
+                    return
+            except REDIS_DOWN as exc:
+                log.warning("Redis unavailable (%s); trying again in %.0fs", exc, delay)
+                await _back_off(stop, delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if await _run_holding_lease(config, lease, stop, burst=burst):
+                delay = 1.0
+                continue  # the lease was lost: back to standby at once
             if not stop.is_set():
-                raise
-        except REDIS_DOWN as exc:
-            log.warning("Redis unavailable (%s); restarting the worker in %.0fs", exc, delay)
-        except Exception:
-            if "committer" not in worker.ctx:  # it never started (bad configuration, no database): say so and exit
-                raise
-            # The last net: a worker that stopped on one bad job would stop on it again at every start.
-            log.exception("the worker stopped on an unexpected error; starting it again in %.0fs", delay)
-        finally:
-            with contextlib.suppress(*REDIS_DOWN, RuntimeError):
-                await worker.close()
-            await close_db()
-        if not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)  # back-off that a signal cuts short
-            delay = min(delay * 2, 30.0)
+                await _back_off(stop, delay)
+                delay = min(delay * 2, 30.0)
+    finally:
+        with contextlib.suppress(*REDIS_DOWN):
+            await lease.release()  # a stopping worker hands over at once
+        await client.aclose()
+
+
+async def _back_off(stop: asyncio.Event, delay: float) -> None:
+    """Wait `delay` seconds, cut short by a stop signal."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+async def _run_holding_lease(config: Config, lease: WriterLease, stop: asyncio.Event, *, burst: bool) -> bool:
+    """Run one arq worker while this process holds the writer lease; True when it ended because the lease was lost.
+
+    The worker stops when Redis is lost, on an unexpected error, on a stop signal, or when the lease
+    is lost (then its running jobs finish: their transactions fail the fencing check and go back to
+    the queue).
+    """
+    loop = asyncio.get_running_loop()
+    worker = build_worker(config, burst=burst, handle_signals=False)
+    lost: list[str] = []
+
+    def on_lease_lost(reason: str) -> None:
+        log.warning("writer lease lost: %s; stopping work and waiting as a standby", reason)
+        lost.append(reason)
+        worker.handle_sig_wait_for_completion(signal.SIGUSR1)
+
+    worker.ctx["writer_lease"] = lease
+    worker.ctx["on_lease_lost"] = on_lease_lost
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _request_stop, worker, stop, sig)
+    try:
+        worker.main_task = asyncio.ensure_future(worker.main())
+        await worker.main_task
+        if burst:
+            stop.set()
+    except asyncio.CancelledError:
+        if not stop.is_set() and not lost:
+            raise
+    except LeaseLost as exc:
+        log.warning("%s; waiting as a standby", exc)
+        lost.append(str(exc))
+    except REDIS_DOWN as exc:
+        log.warning("Redis unavailable (%s); restarting the worker", exc)
+    except Exception:
+        if "committer" not in worker.ctx:  # it never started (bad configuration, no database): say so and exit
+            raise
+        # The last net: a worker that stopped on one bad job would stop on it again at every start.
+        log.exception("the worker stopped on an unexpected error; starting it again")
+    finally:
+        with contextlib.suppress(*REDIS_DOWN, RuntimeError):
+            await worker.close()
+        await close_db()
+    return bool(lost) and not stop.is_set()
 
 
 def _request_stop(worker: Worker, stop: asyncio.Event, sig: signal.Signals) -> None:

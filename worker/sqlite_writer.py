@@ -12,7 +12,7 @@ other inside SQLite.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import create_engine
@@ -22,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 from events.catalogue import BaseEvent
 from worker.db import install_sqlite_hooks, sqlite_engine_arguments
 from worker.failpoints import failpoint
+from worker.lease import Fence
 from worker.registry import apply_trading
 from worker.warm_up import insert_rehearsal_rows, rehearsal_events
 
@@ -29,12 +30,20 @@ from worker.warm_up import insert_rehearsal_rows, rehearsal_events
 class SQLiteWriter:
     """A synchronous engine used by one thread only, for trading batches."""
 
-    def __init__(self, url: str, write_lock: asyncio.Lock, *, busy_timeout_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        write_lock: asyncio.Lock,
+        *,
+        busy_timeout_ms: int | None = None,
+        fence: Callable[[], Fence | None] = lambda: None,
+    ) -> None:
         timeout_ms, options = sqlite_engine_arguments(busy_timeout_ms)
         url_sync = make_url(url).set(drivername="sqlite")
         self.engine = create_engine(url_sync, poolclass=QueuePool, pool_size=1, max_overflow=0, **options)
         install_sqlite_hooks(self.engine, readonly=False, busy_timeout_ms=timeout_ms)
         self._write_lock = write_lock
+        self._fence = fence  # the writer lease's token, checked first in each transaction (see worker.lease)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="komas-sqlite-writer")
 
     async def apply_trading(self, events: Sequence[BaseEvent], *, parked_too: bool) -> list[bool]:
@@ -45,6 +54,9 @@ class SQLiteWriter:
 
     def _apply(self, events: Sequence[BaseEvent], parked_too: bool) -> list[bool]:
         with self.engine.begin() as connection:
+            fence = self._fence()
+            if fence is not None:
+                fence.check_on(connection)
             flags = apply_trading(connection, events, parked_too=parked_too)
             failpoint("before_commit")
         return flags

@@ -1,4 +1,5 @@
-"""The system at a glance: queue depth and age, worker health, dead letters, last applied event, size."""
+"""The system at a glance: queue depth and age, worker health, the writer and its standbys, dead letters,
+last applied event, size."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ from sqlalchemy.engine import make_url
 
 from worker.config import Config
 from worker.db import is_sqlite, read_session
+from worker.lease import lease_status
 from worker.managers.dead_letters import DeadLetterManager
 from worker.models import ParkedEvent, ProcessedEvent
 
 
 async def queue_status(config: Config) -> dict[str, Any]:
-    """Depth and oldest age of the queue, and arq's health-check line of the worker (None: no worker)."""
+    """Depth and oldest age of the queue, arq's health-check line of the worker (None: no worker), and the
+    writer lease: the active worker (host, pid, since, token) and the standbys."""
     client = aioredis.Redis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
         depth = int(await client.zcard(config.queue))
         oldest = await client.zrange(config.queue, 0, 0, withscores=True)
         health = await client.get(config.queue + ":health-check")
+        writer = await lease_status(client, config.database_url, config.writer_partition)
     finally:
         await client.aclose()
     age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else None
@@ -31,6 +35,7 @@ async def queue_status(config: Config) -> dict[str, Any]:
         "depth": depth,
         "oldest_age_s": None if age is None else round(age, 3),
         "worker": health.decode() if health else None,
+        "writer": writer,
     }
 
 

@@ -214,7 +214,7 @@ class WorkerProcess:
 
 
 def worker_env(db_path: Path, redis_url: str, queue: str, **settings: str | int) -> dict[str, str]:
-    """The worker's environment: this test's database, Redis and queue, short locks, no stray KOMAS_*."""
+    """The worker's environment: this test's database, Redis and queue, short locks and lease, no stray KOMAS_*."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("KOMAS_")}
     env.update(
         {
@@ -222,6 +222,7 @@ def worker_env(db_path: Path, redis_url: str, queue: str, **settings: str | int)
             "KOMAS_REDIS_URL": redis_url,
             "KOMAS_QUEUE": queue,
             "KOMAS_LOCK_TTL_S": "3",
+            "KOMAS_WRITER_LEASE_TTL_S": "3",  # a killed worker's successor waits no longer than its jobs' locks
             "KOMAS_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }

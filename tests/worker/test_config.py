@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "api_host": "127.0.0.1",
     "api_port": 8000,
     "log_level": "INFO",
+    "writer_lease_ttl_s": 10.0,
+    "writer_partition": "main",
 }
 
 #: For each field: what to put in its variable and what the field then holds.
@@ -61,6 +63,8 @@ READ: dict[str, tuple[str, Any]] = {
     "api_host": ("0.0.0.0", "0.0.0.0"),
     "api_port": ("0", 0),
     "log_level": ("DEBUG", "DEBUG"),
+    "writer_lease_ttl_s": ("4.5", 4.5),
+    "writer_partition": ("eu", "eu"),
 }
 
 BAD: list[tuple[str, str, str]] = [

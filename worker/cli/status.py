@@ -13,7 +13,8 @@ from worker.config import Config, get_config
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Queue depth, oldest queued age, worker health, dead letters, last applied event, database size.
+    """Queue depth, oldest queued age, worker health, the active worker and standbys, dead letters, last applied
+    event, database size.
 
     Each half is reported even when the other cannot be read (Redis down, database not created yet);
     the exit code is then 1 and the reason is on stderr.
@@ -66,6 +67,8 @@ def _print(report: dict[str, dict[str, Any]]) -> None:
             ("queued jobs", queue["depth"]),
             ("oldest queued", "-" if age is None else f"{age:.1f} s"),
             ("worker", queue["worker"] or "no worker heartbeat"),
+            ("active writer", _describe(queue["writer"]["active"]) or "none (no worker holds the writer lease)"),
+            ("standbys", ", ".join(map(_describe, queue["writer"]["standbys"])) or "none"),
         ]
     if "error" in database:
         rows.append(("database", database["error"]))
@@ -81,3 +84,11 @@ def _print(report: dict[str, dict[str, Any]]) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     Console().print(table)
+
+
+def _describe(worker: dict[str, Any] | None) -> str:
+    """A lease holder or standby on one line: host, pid, since when, and the holder's fencing token."""
+    if worker is None:
+        return ""
+    token = f" token {worker['token']}" if "token" in worker else ""
+    return f"{worker['host']} pid {worker['pid']} since {worker['since']}{token}"

@@ -26,9 +26,7 @@ async def _refuse_duplicate_name(name: str, *, except_id: int | None = None) -> 
             raise DuplicateError(f"a preset named {name!r} already exists")
 
 
-def presets_query(
-    favorites_only: bool = False, indicator_type: str | None = None, limit: int = 100
-) -> Select[Preset]:
+def presets_query(favorites_only: bool = False, indicator_type: str | None = None, limit: int = 100) -> Select[Preset]:
     """Presets most recently updated first, filtered; shared with the REST API's read-only engine."""
     query = select(Preset).order_by(Preset.updated_at.desc(), Preset.id.desc()).limit(limit)
     if favorites_only:

@@ -43,8 +43,9 @@ def test_status_with_the_worker_down(komas: Komas) -> None:
 
     assert set(report) == {"queue", "database"}
     queue, database = report["queue"], report["database"]
-    assert set(queue) == {"queue", "depth", "oldest_age_s", "worker"}
+    assert set(queue) == {"queue", "depth", "oldest_age_s", "worker", "writer"}
     assert (queue["queue"], queue["depth"], queue["worker"]) == (komas.queue, 2, None)
+    assert queue["writer"] == {"partition": "main", "active": None, "standbys": []}  # a stopped worker let go
     assert 0 <= queue["oldest_age_s"] <= waited + 5
     assert set(database) == {"applied_events", "parked_events", "dead_letters", "last_applied", "database_bytes"}
     assert (database["applied_events"], database["parked_events"], database["dead_letters"]) == (0, 0, 2)
@@ -70,7 +71,8 @@ def test_the_table_shows_every_line(komas: Komas) -> None:
     assert komas("publish", "bot.toggled", "--data", '{"bot_id": 1, "active": true}').exit_code == 0
     result = komas("status")
     assert result.exit_code == 0, result.output
-    for label in ("queued jobs", "oldest queued", "no worker heartbeat", "dead letters", "last applied", "bytes"):
+    labels = ("queued jobs", "oldest queued", "no worker heartbeat", "no worker holds the writer lease", "standbys")
+    for label in (*labels, "dead letters", "last applied", "bytes"):
         assert label in result.stdout
 
 
