@@ -225,7 +225,8 @@ def utc_now() -> datetime:
 class BaseEvent(BaseModel):
     """The envelope: identity, time, origin and version of every event."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
+    #: No stripping of whitespace: the schema counts lengths of the text as sent, so the parser does too.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: str = Field(description="Event type; fixed by each model of the catalogue.")
     event_id: EventId = Field(

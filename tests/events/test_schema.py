@@ -146,3 +146,9 @@ def test_a_python_model_still_gets_its_event_id_and_a_publisher_dict_too() -> No
     assert parse_event(payload, wire=False).event_id is not None
     with pytest.raises(EventValidationError, match="event_id: required on the wire"):
         parse_event(payload)
+
+
+@pytest.mark.parametrize(("field", "value"), [("exit_reason", "  "), ("exit_reason", "x" + " " * 60)])
+def test_whitespace_counts_as_the_schema_counts_it(field: str, value: str) -> None:
+    payload = {**EXAMPLES["signal.closed"][0], field: value}
+    assert VALIDATOR.is_valid(payload) == accepted_by_parser(payload)
