@@ -417,7 +417,8 @@ async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron (every 5 s): the background passes over parked events (see `worker.parking`).
 
     One at a time across the workers of a queue (a Redis lock); while parked events remain the job
-    stays a few seconds to run each pass a batch asks for at once. Its job lock is renewed like any job's.
+    stays a few seconds to run each pass a batch asks for at once (one pass only in a burst worker,
+    which must find its queue empty to stop). Its job lock is renewed like any job's.
     """
     config: Config = ctx.get("config") or get_config()
     outcome: dict[str, int] = {}
@@ -426,7 +427,7 @@ async def retry_parked_job(ctx: dict[str, Any]) -> dict[str, int]:
         redis_lock(ctx.get("redis"), f"{config.queue}:parked-retry", config.lock_ttl_s) as held,
     ):
         if held:
-            async with contextlib.aclosing(pass_window()) as window:
+            async with contextlib.aclosing(pass_window(0 if ctx.get("burst") else None)) as window:
                 async for _ in window:
                     for key, value in (await retry_parked(config.park_timeout_s)).items():
                         outcome[key] = outcome.get(key, 0) + value

@@ -159,6 +159,9 @@ def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
     # arq locks a running job for its timeout + 10 s; ours renew a short lock instead (see heartbeat).
     worker.in_progress_timeout_s = config.lock_ttl_s
     worker.ctx["short_lock"] = True  # jobs need not shorten it themselves (one Redis round trip saved)
+    # A burst worker stops once the queue is empty: its parked-events job must not hold a pass window
+    # open (arq queues the next cron run 1 s ahead, so a 4 s window every 5 s kept the queue full forever).
+    worker.ctx["burst"] = bool(worker.burst)
     return worker
 
 

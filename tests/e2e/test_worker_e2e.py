@@ -18,6 +18,7 @@ import pytest
 from arq.jobs import Job
 from sqlalchemy import case, func, select
 
+import worker.parking
 import worker.runner
 from events import BacktestFinished, BaseEvent, BotToggled, Publisher, SignalClosed, SignalCreated, SyncPublisher
 from events.wire import dumps, encode_job, loads
@@ -389,6 +390,21 @@ async def test_a_job_with_an_invalid_and_a_dangling_event_applies_its_neighbours
     assert loads(letters[0].payload) == invalid
     assert [row.event_id for row in parked] == ids(dangling)
     assert f"bot {bot_id + 1000} does not exist" in parked[0].reason
+
+
+async def test_a_burst_worker_stops_while_an_event_stays_parked(e2e: E2E) -> None:
+    """The parked-events cron job runs one pass in a burst worker: a pass window held open while an
+    event waits for a bot that never comes kept the queue non-empty, and `--burst` never returned."""
+    bot_id = await make_bot("never-parent")
+    dangling = created(bot_id + 1000, "burst:orphan")
+    await e2e.enqueue_raw(encode_job([dumps(dangling.to_wire())]).body)
+    await e2e.run_worker()  # parks it
+    # The next run's startup pass finds it parked: a window this long would outlast the test's timeout.
+    e2e.monkeypatch.setattr(worker.parking, "PASS_WINDOW_S", 3600.0)
+    async with asyncio.timeout(60):
+        await e2e.run_worker()
+    async with read_session() as session:
+        assert [row.event_id for row in (await session.scalars(select(ParkedEvent))).all()] == ids(dangling)
 
 
 async def test_a_hand_written_json_job_is_applied(e2e: E2E) -> None:
