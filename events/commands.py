@@ -7,6 +7,7 @@ carries the refusal so the API can say 404 or 409.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -64,13 +65,34 @@ class BotChanges(_Changes):
 
 
 def _only_given(model: type[_Changes], value: Any) -> dict[str, Any]:
-    """Validate a partial update and keep only the fields given (null clears, where a field can be empty)."""
-    changes = model.model_validate(value).model_dump(mode="json", exclude_unset=True)
+    """Validate a partial update and keep only the fields given (null clears, where a field can be empty).
+
+    Strict, as the rest of the event: "12.5" is not a position size.
+    """
+    changes = model.model_validate(value, strict=True).model_dump(mode="json", exclude_unset=True)
     for name, given in changes.items():
         if given is None and name not in model.clearable:
             clearable = ", ".join(sorted(model.clearable))
             raise ValueError(f"{name} cannot be null (only {clearable} can be cleared)")
     return changes
+
+
+def _changes_schema(model: type[_Changes]) -> Callable[[dict[str, Any]], None]:
+    """The JSON Schema of a `changes` object, as `_only_given` checks it: the model's fields, each
+    optional, no others, null only for the fields that can be cleared (the contract states it all)."""
+
+    def write(schema: dict[str, Any]) -> None:
+        fields = model.model_json_schema()
+        properties: dict[str, Any] = fields["properties"]
+        for name, field in properties.items():
+            field.pop("default", None)
+            if name not in model.clearable and "anyOf" in field:
+                (kept,) = [branch for branch in field.pop("anyOf") if branch != {"type": "null"}]
+                field.update(kept)
+        schema.pop("additionalProperties", None)
+        schema.update(type="object", properties=properties, additionalProperties=False)
+
+    return write
 
 
 class SetSetting(Command):
@@ -99,7 +121,8 @@ class UpdatePreset(Command):
     type: Literal["preset.update"] = "preset.update"
     preset_id: Id
     changes: dict[str, Any] = Field(
-        description="Fields to change: name, description, indicator_type, settings, tags, is_favorite."
+        description="Fields to change: name, description, indicator_type, settings, tags, is_favorite.",
+        json_schema_extra=_changes_schema(PresetChanges),
     )
 
     @field_validator("changes", mode="before")
@@ -145,7 +168,9 @@ class CreateBot(Command):
 class UpdateBot(Command):
     type: Literal["bot.update"] = "bot.update"
     bot_id: Id
-    changes: dict[str, Any] = Field(description="Fields to change, as in bot.create.")
+    changes: dict[str, Any] = Field(
+        description="Fields to change, as in bot.create.", json_schema_extra=_changes_schema(BotChanges)
+    )
 
     @field_validator("changes", mode="before")
     @classmethod

@@ -1,8 +1,9 @@
 """The schema is the contract: standard JSON Schema 2020-12, and it refuses exactly what the wire parser refuses.
 
-(hypothesis-jsonschema cannot generate from this schema: its free-form values are recursive, and
-the installed release fails on object schemas; the agreement is checked here over mutations of
-valid events instead.)
+Instances come from the schema itself (hypothesis-jsonschema, free-form values bounded since it
+cannot follow recursive references) and from mutations of valid events; `jsonschema` gives the
+verdict each side must match. `tests/e2e/test_schema_contract.py` sends the same through the real
+worker and the API.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 
 from events.catalogue import parse_event
 from events.errors import EventValidationError
@@ -49,6 +51,31 @@ def test_valid_events_are_accepted_by_both(name: str) -> None:
     payload, _ = EXAMPLES[name]
     assert VALIDATOR.is_valid(payload)
     assert accepted_by_parser(payload)
+
+
+def bounded_json_value(depth: int) -> dict[str, Any]:
+    """A non-recursive part of the schema's `JsonValue`: its leaves, in arrays and objects up to `depth` deep."""
+    leaves = [branch for branch in SCHEMA["$defs"]["JsonValue"]["anyOf"] if branch["type"] not in ("array", "object")]
+    value: dict[str, Any] = {"anyOf": leaves}
+    for _ in range(depth):
+        nested = [
+            {"type": "array", "items": value, "maxItems": 3},
+            {"type": "object", "additionalProperties": value, "maxProperties": 3},
+        ]
+        value = {"anyOf": [*leaves, *nested]}
+    return value
+
+
+def generation_schema(name: str) -> dict[str, Any]:
+    """One event type's schema with free-form values bounded: each of its instances is an instance of the contract."""
+    defs = copy.deepcopy(SCHEMA["$defs"])
+    defs["JsonValue"] = bounded_json_value(2)
+    return {"$schema": SCHEMA["$schema"], "$defs": defs, "$ref": f"#/$defs/{name}"}
+
+
+EVENT_NAMES = sorted(name for name in SCHEMA["$defs"] if name != "JsonValue")
+#: Schema-valid events of every type, generated from the schema.
+schema_instances = st.one_of([from_schema(generation_schema(name)) for name in EVENT_NAMES])
 
 
 def _set(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -106,6 +133,13 @@ def test_mutated_events_are_refused_by_both(name: str, mutation: str) -> None:
     payload = MUTATIONS[mutation](copy.deepcopy(EXAMPLES[name][0]))
     assert not VALIDATOR.is_valid(payload), mutation
     assert not accepted_by_parser(payload), mutation
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema_instances, st.sampled_from([None, *MUTATIONS]))
+def test_schema_generated_events_get_the_schemas_verdict_from_the_parser(instance: Any, mutation: str | None) -> None:
+    payload = instance if mutation is None else MUTATIONS[mutation](instance)
+    assert accepted_by_parser(payload) == VALIDATOR.is_valid(payload), (mutation, payload)
 
 
 @pytest.mark.parametrize(("name", "field"), [(name, field) for name, fields in TYPED.items() for field in fields])
