@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, redis_answers
-from worker.db import Database, close_db, init_db
-from worker.models import Base
+from worker.store.db import Database, close_db, init_db
+from worker.store.models import Base
 
 # Tests must not read the developer's own environment (a KOMAS_DATABASE_URL pointing at real data).
 for _name in [name for name in os.environ if name.startswith("KOMAS_") and not name.startswith("KOMAS_TEST_")]:

@@ -4,8 +4,8 @@ The seed's API is importable from here:
 `from worker import init_db, close_db, create_default_settings, SettingsManager, ...`.
 """
 
-from worker.db import close_db, init_db, transaction
-from worker.managers import (
+from worker.store.db import close_db, init_db, transaction
+from worker.store.managers import (
     BotManager,
     DataCacheManager,
     PresetManager,

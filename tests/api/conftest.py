@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 
 from worker.api import create_app
 from worker.config import Config
-from worker.db import close_db, init_db
-from worker.runner import build_worker
+from worker.runtime.runner import build_worker
+from worker.store.db import close_db, init_db
 
 T = TypeVar("T")
 TOKEN = "test-token-0123456789"

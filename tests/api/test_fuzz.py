@@ -31,7 +31,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 from tests.api.conftest import AUTH, TOKEN, migrate, stop_gracefully
 from worker.api import create_app
 from worker.config import Config
-from worker.runner import build_worker
+from worker.runtime.runner import build_worker
 
 #: Examples per operation: ~16 operations, each write waits for the worker; about 10-15 s in all.
 MAX_EXAMPLES = 15

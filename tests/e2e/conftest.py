@@ -13,11 +13,11 @@ from arq import Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job
 
-import worker.runner
+import worker.runtime.runner
 from events.wire import DEFAULT_JOB_TTL_S, JOB_KEY_PREFIX, loads
 from worker import close_db, init_db
 from worker.config import Config
-from worker.runner import build_worker
+from worker.runtime.runner import build_worker
 
 
 @dataclass
@@ -46,7 +46,7 @@ class E2E:
     async def run_worker(self) -> Worker:
         """A burst worker: runs every job queued, returns when the queue is empty."""
         await close_db()  # the worker's startup opens the database itself
-        for cron_job in worker.runner.CRON_JOBS:
+        for cron_job in worker.runtime.runner.CRON_JOBS:
             # CronJob objects are module-level: start each worker as a fresh process would.
             self.monkeypatch.setattr(cron_job, "next_run", None)
         arq_worker = build_worker(self.config, burst=True, poll_delay=0.01, handle_signals=False)

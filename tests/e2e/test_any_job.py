@@ -22,8 +22,8 @@ from events import BotToggled
 from events.wire import JOB_KEY_PREFIX
 from tests.e2e.conftest import E2E
 from worker import BotManager
-from worker.db import read_session
-from worker.models import DeadLetter, ProcessedEvent
+from worker.store.db import read_session
+from worker.store.models import DeadLetter, ProcessedEvent
 
 
 async def applied_in_order() -> list[str]:

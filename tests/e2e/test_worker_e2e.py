@@ -1,7 +1,7 @@
 """End to end: Publisher → real Redis → a real arq worker (burst mode) → a real SQLite file.
 
 Each test has its own queue on the shared Redis and its own database file; the worker is the one
-`komas worker` runs (`worker.runner.build_worker`), stopped by burst mode once the queue is empty.
+`komas worker` runs (`worker.runtime.runner.build_worker`), stopped by burst mode once the queue is empty.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import pytest
 from arq.jobs import Job
 from sqlalchemy import case, func, select
 
-import worker.parking
-import worker.runner
+import worker.apply.parking
+import worker.runtime.runner
 from events import BacktestFinished, BaseEvent, BotToggled, Publisher, SignalClosed, SignalCreated, SyncPublisher
 from events.wire import dumps, encode_job, loads
 from tests.e2e.conftest import E2E
 from worker import BotManager, PresetManager, SignalManager, close_db
-from worker.db import read_session
-from worker.group_commit import GroupCommitter
-from worker.models import BacktestResult, Bot, DeadLetter, ParkedEvent, ProcessedEvent, Signal
-from worker.runner import build_worker
+from worker.runtime.group_commit import GroupCommitter
+from worker.runtime.runner import build_worker
+from worker.store.db import read_session
+from worker.store.models import BacktestResult, Bot, DeadLetter, ParkedEvent, ProcessedEvent, Signal
 
 
 def created(bot_id: int, uid: str, **fields: Any) -> SignalCreated:
@@ -157,7 +157,7 @@ async def test_single_event_jobs_queued_together_share_one_commit(e2e: E2E) -> N
             committers.append(self)
             super().start()
 
-    e2e.monkeypatch.setattr(worker.runner, "GroupCommitter", Counted)
+    e2e.monkeypatch.setattr(worker.runtime.runner, "GroupCommitter", Counted)
     arq_worker = await e2e.run_worker()
 
     assert arq_worker.jobs_complete >= 30
@@ -400,7 +400,7 @@ async def test_a_burst_worker_stops_while_an_event_stays_parked(e2e: E2E) -> Non
     await e2e.enqueue_raw(encode_job([dumps(dangling.to_wire())]).body)
     await e2e.run_worker()  # parks it
     # The next run's startup pass finds it parked: a window this long would outlast the test's timeout.
-    e2e.monkeypatch.setattr(worker.parking, "PASS_WINDOW_S", 3600.0)
+    e2e.monkeypatch.setattr(worker.apply.parking, "PASS_WINDOW_S", 3600.0)
     async with asyncio.timeout(60):
         await e2e.run_worker()
     async with read_session() as session:

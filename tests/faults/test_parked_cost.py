@@ -37,8 +37,8 @@ PACE_S = 0.02
 def park_orphans(db_path: Path, count: int) -> None:
     """`count` creates for bots that do not exist, parked by the worker's own `park` (one transaction)."""
     from worker import close_db, init_db
-    from worker.db import transaction
-    from worker.parking import park
+    from worker.apply.parking import park
+    from worker.store.db import transaction
 
     async def run() -> None:
         init_db(f"sqlite+aiosqlite:///{db_path}")

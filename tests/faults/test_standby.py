@@ -30,7 +30,7 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.faults.test_kill import paced
-from worker.lease import lease_key
+from worker.runtime.lease import lease_key
 
 STREAM_EVENTS = 3000
 KILLS = 10

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from worker import BotManager, PresetManager, close_db, init_db
-from worker.db import Database
-from worker.models import Base
+from worker.store.db import Database
+from worker.store.models import Base
 
 #: Makes an empty database and returns its URL.
 FreshDatabase = Callable[[str], Awaitable[str]]
@@ -50,5 +50,3 @@ async def seed_trading(url: str) -> None:
         await PresetManager.create(name=name)
     for size in (100.0, 250.0, 40.0):
         await BotManager.create(name=f"bot{size}", symbol="BTCUSDT", timeframe="1h", position_size=size)
-
-

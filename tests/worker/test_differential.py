@@ -27,11 +27,11 @@ from events.catalogue import BaseEvent
 from events.commands import SetSetting, UpsertCache
 from tests.conftest import _truncate_all
 from worker import BotManager, PresetManager, close_db, init_db, transaction
+from worker.apply.parking import retry_parked
 from worker.config import Config
-from worker.jobs import apply_events, apply_in_transaction
-from worker.models import BacktestResult, Bot, DataCacheInfo, Preset, Setting, Signal
-from worker.parking import retry_parked
-from worker.types import units
+from worker.runtime.jobs import apply_events, apply_in_transaction
+from worker.store.models import BacktestResult, Bot, DataCacheInfo, Preset, Setting, Signal
+from worker.store.types import units
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 #: Columns set from the wall clock or by arrival (ids), not by the stream.

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from tests.services import free_port
-from worker.db import close_db, init_db
-from worker.embedded_redis import EmbeddedRedis, EmbeddedRedisError, binary_path
+from worker.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, binary_path
+from worker.store.db import close_db, init_db
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from worker.api.errors import REDIS_ERRORS, ApiError, WriteNotConfirmed, WriteQu
 from worker.api.idempotency import WriteRecord, WriteRequest
 from worker.api.resources import Resources
 from worker.api.schemas import Queued
-from worker.outcomes import event_outcome
+from worker.apply.outcomes import event_outcome
 
 #: How often we look for the job's result while waiting (Redis GETs; cheap).
 POLL_DELAY_S = 0.02
@@ -121,7 +121,7 @@ async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, w
 
 
 def outcome(result: Any, event_id: str, queued: Queued) -> dict[str, Any]:
-    """What became of our event in the job's result (read by `worker.outcomes`, as `komas dlq replay` reads it).
+    """What became of our event in the job's result (read by `worker.apply.outcomes`, as `komas dlq replay` reads it).
 
     A duplicate (a retry of a write the worker applied already) answers `{}`: the route reads the object.
     """

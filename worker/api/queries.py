@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.managers.presets import presets_query
-from worker.models import Bot, DataCacheInfo, DeadLetter, Preset, ProcessedEvent, Setting, Signal
+from worker.store.managers.presets import presets_query
+from worker.store.models import Bot, DataCacheInfo, DeadLetter, Preset, ProcessedEvent, Setting, Signal
 
 M = TypeVar("M")
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from events.wire import dumps, loads
 from worker.api.render import load_stored_json
 from worker.config import Config
-from worker.db import create_engine
+from worker.store.db import create_engine
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from worker.db import is_sqlite
+from worker.store.db import is_sqlite
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -5,7 +5,7 @@ How it measures (the same for every variant, so the ratios are fair):
 - Each run gets a scratch SQLite database in a temporary directory (seeded with bots and presets
   before the worker starts) and a queue of its own on the configured Redis.
 - The worker runs as a subprocess (`python -m worker.bench.worker_proc`) so that its peak RSS is its
-  own: *ours* is `worker.runner.build_worker` unchanged, *naive* is one arq job per event and one
+  own: *ours* is `worker.runtime.runner.build_worker` unchanged, *naive* is one arq job per event and one
   ORM transaction per event through the managers, *noop* is arq running a job that does nothing.
 - The worker is started and ready (migrated, polling) before the clock starts; events are then
   published while it runs. End to end = first publish call → last commit.

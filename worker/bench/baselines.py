@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from events import parse_event
 from events.catalogue import BaseEvent
 from events.wire import DEFAULT_JOB_TTL_S, JOB_KEY_PREFIX, dumps
-from worker.db import transaction
-from worker.handlers import handle
-from worker.models import ProcessedEvent
+from worker.apply.handlers import handle
+from worker.store.db import transaction
+from worker.store.models import ProcessedEvent
 
 NAIVE_FUNCTION = "naive_apply_event"
 NOOP_FUNCTION = "noop"

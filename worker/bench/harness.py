@@ -83,8 +83,8 @@ class Published:
 
 async def seed_database(url: str) -> Seeded:
     """Migrate the scratch database and create the bots and presets the events refer to (before any worker runs)."""
-    from worker.db import close_db, init_db
-    from worker.managers import BotManager, PresetManager
+    from worker.store.db import close_db, init_db
+    from worker.store.managers import BotManager, PresetManager
 
     await init_db(url).ensure_schema()
     try:

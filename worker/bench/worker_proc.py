@@ -1,7 +1,7 @@
 """The worker process of a benchmark run: `python -m worker.bench.worker_proc VARIANT --report FILE`.
 
 A subprocess so that its peak RSS is its own. Configuration comes from `KOMAS_*` like the real
-worker's. *ours* is `worker.runner.build_worker` with nothing changed but a startup hook that says
+worker's. *ours* is `worker.runtime.runner.build_worker` with nothing changed but a startup hook that says
 "ready"; *naive* and *noop* are the same arq settings with the baseline job instead of ours.
 
 Files it writes, as JSON: `FILE.ready` once the database is open and migrated (the harness waits for
@@ -29,8 +29,8 @@ from arq import Worker
 
 from worker.bench import baselines
 from worker.config import get_config
-from worker.poison import tolerant_deserializer
-from worker.runner import build_worker, busy_poll_delay, worker_options
+from worker.runtime.poison import tolerant_deserializer
+from worker.runtime.runner import build_worker, busy_poll_delay, worker_options
 
 VARIANTS = ("ours", "naive", "noop")
 
@@ -56,7 +56,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 async def _synchronous_pragma() -> int | None:
     """`PRAGMA synchronous` of the worker's writer engine (2 = FULL), None off SQLite."""
-    from worker.db import get_database, is_sqlite
+    from worker.store.db import get_database, is_sqlite
 
     database = get_database()
     if not is_sqlite(database.url):

@@ -34,7 +34,7 @@ def missing_sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL when it does not exist yet: reading it would create an empty database there."""
     from sqlalchemy.engine import make_url
 
-    from worker.db import is_sqlite
+    from worker.store.db import is_sqlite
 
     database = make_url(url).database
     if not is_sqlite(url) or not database or database == ":memory:" or database.startswith("file:"):
@@ -51,8 +51,8 @@ def read_database(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` with the managers opened on KOMAS_DATABASE_URL (reads only, no migration, no file created)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from worker.db import close_db, init_db
-    from worker.migrate import current_revision
+    from worker.store.db import close_db, init_db
+    from worker.store.migrate import current_revision
 
     url = get_config().database_url
     missing = missing_sqlite_file(url)
@@ -86,7 +86,7 @@ def with_database(work: Callable[[], Awaitable[T]]) -> T:
 
 def ask_worker(function: str, *args: Any, timeout: float) -> Any:
     """Have the worker (the single writer) run an operator job; exit 1 with the reason if it cannot."""
-    from worker.client import WorkerDidNotAnswer, call_worker
+    from worker.runtime.client import WorkerDidNotAnswer, call_worker
 
     try:
         return asyncio.run(call_worker(get_config(), function, *args, timeout=timeout))

@@ -26,8 +26,8 @@ def db_upgrade(
 
     Example: [bold]komas db upgrade[/bold]
     """
-    from worker.db import create_engine
-    from worker.migrate import current_revision, upgrade
+    from worker.store.db import create_engine
+    from worker.store.migrate import current_revision, upgrade
 
     async def run() -> str | None:
         engine = create_engine(get_config().database_url)
@@ -46,8 +46,8 @@ def db_current() -> None:
 
     Example: [bold]komas db current[/bold]
     """
-    from worker.db import create_engine
-    from worker.migrate import current_revision, head_revision
+    from worker.store.db import create_engine
+    from worker.store.migrate import current_revision, head_revision
 
     async def run() -> str | None:
         engine = create_engine(get_config().database_url)

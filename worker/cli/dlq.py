@@ -31,7 +31,7 @@ def dlq_list(
     from rich.console import Console
     from rich.table import Table
 
-    from worker.managers import DeadLetterManager
+    from worker.store.managers import DeadLetterManager
 
     letters = with_database(lambda: DeadLetterManager.list_all(include_replayed=include_replayed, limit=limit))
     if as_json:
@@ -85,7 +85,7 @@ async def replay_and_wait(letter_ids: list[int] | None, timeout: float) -> tuple
 
     Raises `WorkerDidNotAnswer` when the worker does not even take the replay in time.
     """
-    from worker.client import arq_pool, job_result
+    from worker.runtime.client import arq_pool, job_result
 
     config = get_config()
     deadline = time.monotonic() + timeout
@@ -106,8 +106,8 @@ async def _report_job(
     pool: Any, queue: str, job: dict[str, Any], letter: LetterOutcome, deadline: float, timeout: float
 ) -> None:
     """Wait for one replay job and note what became of each of its events."""
-    from worker.client import ResultGone, WorkerDidNotAnswer, job_result
-    from worker.outcomes import event_outcome
+    from worker.apply.outcomes import event_outcome
+    from worker.runtime.client import ResultGone, WorkerDidNotAnswer, job_result
 
     try:
         answer = await job_result(pool, queue, job["job_id"], deadline - time.monotonic())
@@ -144,7 +144,7 @@ def dlq_replay(
 
     Example: [bold]komas dlq replay 12 13[/bold] or [bold]komas dlq replay --all[/bold]
     """
-    from worker.client import WorkerDidNotAnswer
+    from worker.runtime.client import WorkerDidNotAnswer
 
     if bool(letter_ids) == replay_all:
         raise fail("give dead-letter ids or --all (not both)", 2)

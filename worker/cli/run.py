@@ -32,7 +32,7 @@ def worker(
         setup_logging()
         config = get_config()
         typer.echo(f"komas worker: queue {config.queue!r}, database {config.database_url}", err=True)
-        from worker.runner import run_forever
+        from worker.runtime.runner import run_forever
 
         asyncio.run(run_forever(config, burst=burst, stop_requested=lambda: bool(requested)))
     finally:
@@ -52,7 +52,7 @@ def up(
 
     Ctrl-C stops everything cleanly. Example: [bold]komas up --port 8000[/bold]
     """
-    from worker.embedded_redis import EmbeddedRedis, EmbeddedRedisError, redis_answers, redis_configured
+    from worker.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, redis_answers, redis_configured
 
     config = get_config()
     env = dict(os.environ)

@@ -35,7 +35,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 def _queue(config: Config) -> dict[str, Any]:
     import redis
 
-    from worker.status import queue_status
+    from worker.runtime.status import queue_status
 
     try:
         return asyncio.run(queue_status(config))
@@ -44,7 +44,7 @@ def _queue(config: Config) -> dict[str, Any]:
 
 
 def _database(config: Config) -> dict[str, Any]:
-    from worker.status import database_status
+    from worker.runtime.status import database_status
 
     try:
         return read_database(lambda: database_status(config))

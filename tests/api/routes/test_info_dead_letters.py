@@ -7,8 +7,8 @@ import uuid
 import httpx
 
 from tests.api.conftest import AUTH, RunningWorker, eventually
-from worker.client import arq_pool
 from worker.config import Config
+from worker.runtime.client import arq_pool
 
 
 async def test_info_counts_rows_and_applied_events(client: httpx.AsyncClient, worker: RunningWorker) -> None:

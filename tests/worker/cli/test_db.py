@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from tests.worker.cli.conftest import Cli
-from worker.migrate import head_revision
-from worker.models import Base
+from worker.store.migrate import head_revision
+from worker.store.models import Base
 
 HEAD = head_revision()
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.services import free_port
-from worker.embedded_redis import EmbeddedRedisError, binary_path, redis_answers
+from worker.runtime.embedded_redis import EmbeddedRedisError, binary_path, redis_answers
 
 STARTUP_S = 60.0
 SHUTDOWN_S = 30.0

@@ -11,7 +11,7 @@ from worker.api.errors import get_or_404
 from worker.api.params import ResourceId
 from worker.api.routes._responses import FOUND, READ
 from worker.api.schemas import BotDetail, BotOut, BotStats
-from worker.models import Bot
+from worker.store.models import Bot
 
 router = APIRouter(prefix="/api/db/bots", tags=["bots"], dependencies=[ReadAuth])
 

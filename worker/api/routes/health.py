@@ -16,7 +16,7 @@ from worker.api.resources import Resources
 from worker.api.routes._responses import ANY
 from worker.api.schemas import Health
 from worker.api.writable import write_problem
-from worker.models import ProcessedEvent
+from worker.store.models import ProcessedEvent
 
 router = APIRouter(tags=["health"])
 #: A check that takes longer than this counts as down: a health probe must answer quickly.

@@ -10,7 +10,7 @@ from worker.api.auth import ReadAuth
 from worker.api.deps import ConfigDep, ReadSession
 from worker.api.routes._responses import READ
 from worker.api.schemas import DatabaseInfo
-from worker.status import database_size
+from worker.runtime.status import database_size
 
 router = APIRouter(prefix="/api/db", tags=["database"], dependencies=[ReadAuth], responses=READ)
 

@@ -16,7 +16,7 @@ from worker.api.params import SOURCE, Limit, ResourceId
 from worker.api.resources import Resources
 from worker.api.routes._responses import FOUND, READ, WRITE_FOUND, WRITE_UNIQUE
 from worker.api.schemas import FavoriteIn, PerformanceIn, PresetIn, PresetOut, PresetUpdate
-from worker.models import Preset
+from worker.store.models import Preset
 
 router = APIRouter(prefix="/api/db/presets", tags=["presets"], route_class=IdempotentRoute)
 

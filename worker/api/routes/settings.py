@@ -13,7 +13,7 @@ from worker.api.idempotency import IdempotentRoute
 from worker.api.params import SOURCE, SettingKeyPath
 from worker.api.routes._responses import FOUND, READ, WRITE, WRITE_FOUND
 from worker.api.schemas import SettingIn, SettingOut
-from worker.models import Setting
+from worker.store.models import Setting
 
 router = APIRouter(prefix="/api/db/settings", tags=["settings"], route_class=IdempotentRoute)
 

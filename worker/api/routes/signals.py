@@ -13,8 +13,8 @@ from worker.api.errors import ApiError, get_or_404
 from worker.api.params import MAX_ID, Limit, Offset, ResourceId, SignalStatus, Since, Until
 from worker.api.routes._responses import FOUND, READ
 from worker.api.schemas import Page, SignalOut
-from worker.managers.signals import signals_query
-from worker.models import Signal
+from worker.store.managers.signals import signals_query
+from worker.store.models import Signal
 
 router = APIRouter(prefix="/api/db/signals", tags=["signals"], dependencies=[ReadAuth])
 
