@@ -75,8 +75,7 @@ def _timestamp_text(value: Any) -> Any:
     if isinstance(value, str) and _TIMESTAMP.match(value):
         return datetime.fromisoformat(value)
     raise ValueError(
-        "must be an ISO 8601 date-time with seconds and a time zone, between 2000 and 2099, "
-        "e.g. 2026-01-01T12:00:00Z"
+        "must be an ISO 8601 date-time with seconds and a time zone, between 2000 and 2099, e.g. 2026-01-01T12:00:00Z"
     )
 
 

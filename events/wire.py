@@ -176,3 +176,14 @@ def chunked(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def event_id_of(raw: Any) -> str | None:
+    """The event id of a raw payload when it is a well-formed UUID (anything else is the producer's text, not an id)."""
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    if not isinstance(value, str) or len(value) > 45:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

@@ -17,16 +17,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from arq.jobs import Job, ResultNotFound
-
 from events.catalogue import parse_event
 from events.commands import Command
 from events.wire import JOB_FUNCTION, encoded_size
 from worker.api.errors import REDIS_ERRORS, ApiError, WriteNotConfirmed, WriteQueued
-from worker.api.idempotency import WriteRecord, WriteRequest
+from worker.api.idempotency import WriteRecord
 from worker.api.resources import Resources
-from worker.api.schemas import Queued
+from worker.api.schemas import Queued, WriteRequest
 from worker.apply.outcomes import event_outcome
+from worker.runtime.client import Job, ResultNotFound, job_handle
 
 #: How often we look for the job's result while waiting (Redis GETs; cheap).
 POLL_DELAY_S = 0.02
@@ -114,9 +113,7 @@ async def _enqueue(resources: Resources, payload: dict[str, Any], job_id: str, w
     except REDIS_ERRORS as exc:
         raise WriteNotConfirmed(write, [str(write.event_id)], may_apply=True, reason=exc, queued=False) from None
     if job is None:  # queued, running or finished already (a first try with the same key), or unknown
-        return Job(
-            job_id, resources.redis, _queue_name=config.queue, _deserializer=resources.redis.job_deserializer
-        ), False
+        return job_handle(resources.redis, job_id, config.queue), False
     return job, True
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import redis.exceptions
 from fastapi import FastAPI, Request
@@ -27,10 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.errors import EventValidationError
 from worker.api.render import SafeJSONResponse, encodable
-from worker.api.schemas import Queued, Unconfirmed
-
-if TYPE_CHECKING:
-    from worker.api.idempotency import WriteRequest
+from worker.api.schemas import Queued, Unconfirmed, WriteRequest
 
 Row = TypeVar("Row")
 

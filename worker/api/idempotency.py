@@ -23,7 +23,6 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
@@ -34,6 +33,7 @@ from fastapi.routing import APIRoute
 from events.wire import dumps, loads
 from worker.api.errors import REDIS_ERRORS, ApiError, Replay, WriteNotConfirmed, error_response
 from worker.api.resources import Resources
+from worker.api.schemas import WriteRequest
 
 log = logging.getLogger("komas.api")
 
@@ -67,16 +67,6 @@ def _canonical_body(body: bytes) -> bytes:
         return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return body
-
-
-@dataclass(frozen=True)
-class WriteRequest:
-    """Who a write is: its event id, the key to retry it with, and what it asked."""
-
-    event_id: UUID
-    key: str
-    key_given: bool
-    fingerprint: str
 
 
 async def write_request(

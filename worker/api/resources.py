@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from events.wire import dumps, loads
 from worker.api.render import load_stored_json
 from worker.config import Config
+from worker.runtime.client import QueuePool, queue_pool
 from worker.store.db import create_engine
 
 
@@ -24,7 +23,7 @@ class Resources:
     config: Config
     reader: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    redis: ArqRedis
+    redis: QueuePool
 
     @classmethod
     def open(cls, config: Config) -> Resources:
@@ -34,11 +33,7 @@ class Resources:
             busy_timeout_ms=config.busy_timeout_ms,
             json_deserializer=load_stored_json,  # reads never fail on what is stored (`worker.api.render`)
         )
-        pool = ArqRedis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=10)
-        # The same JSON serializer as the Publisher and the worker (never pickle).
-        pool.job_serializer = dumps
-        pool.job_deserializer = loads
-        pool.default_queue_name = config.queue
+        pool = queue_pool(config)
         return cls(
             config=config,
             reader=reader,

@@ -6,8 +6,10 @@ with 422 exactly what the worker would refuse, before anything is queued.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
@@ -306,3 +308,13 @@ __all__ = [
     "SignalOut",
     "Unconfirmed",
 ]
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """Who a write is: its event id, the key to retry it with, and what it asked."""
+
+    event_id: UUID
+    key: str
+    key_given: bool
+    fingerprint: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from worker.runtime.lease import FencedOut
+from worker.store.fence import FencedOut
 
 _TRANSIENT_WORDS = ("locked", "busy", "disk", "full", "i/o", "connection", "timeout", "readonly")
 

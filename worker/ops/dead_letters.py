@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from events.wire import JOB_FUNCTION, loads
+from events.wire import JOB_FUNCTION, event_id_of, loads
 from worker.config import Config, get_config
-from worker.runtime.jobs import event_id_of
 from worker.store.managers.dead_letters import DeadLetterManager
 from worker.store.models import DeadLetter
 

@@ -1,4 +1,8 @@
-"""Asking the running worker to do something and waiting for its answer (CLI and API side)."""
+"""Asking the running worker to do something and waiting for its answer (CLI and API side).
+
+The only way the API and the CLI reach arq: its pool, job handles and results come from here, so
+arq stays inside `worker.runtime` (and a later queue library changes this module, not its callers).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,39 @@ from arq.jobs import Job, ResultNotFound
 
 from events.wire import dumps, loads
 from worker.config import Config
+
+__all__ = [
+    "Job",
+    "QueuePool",
+    "ResultGone",
+    "ResultNotFound",
+    "WorkerDidNotAnswer",
+    "arq_pool",
+    "call_worker",
+    "job_handle",
+    "job_result",
+    "queue_pool",
+]
+
+#: A Redis client that also queues jobs (arq's), JSON both ways: what the API holds for its lifetime.
+QueuePool = ArqRedis
+
+
+def queue_pool(config: Config, *, connect_timeout_s: float = 2, timeout_s: float = 10) -> QueuePool:
+    """A pool for the queue that connects on first use (the API starts while Redis is still down)."""
+    pool: ArqRedis = ArqRedis.from_url(
+        config.redis_url, socket_connect_timeout=connect_timeout_s, socket_timeout=timeout_s
+    )
+    # The same JSON serializer as the Publisher and the worker (never pickle).
+    pool.job_serializer = dumps
+    pool.job_deserializer = loads
+    pool.default_queue_name = config.queue
+    return pool
+
+
+def job_handle(pool: QueuePool, job_id: str, queue: str) -> Job:
+    """A handle on a job by its id, to wait for its result (JSON, as the worker writes it)."""
+    return Job(job_id, pool, _queue_name=queue, _deserializer=pool.job_deserializer or loads)
 
 
 class WorkerDidNotAnswer(TimeoutError):

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,12 +28,12 @@ from sqlalchemy.orm import Session
 from events import EventValidationError
 from events.catalogue import BaseEvent, parse_event, parse_events
 from events.commands import Command
-from events.wire import JOB_FUNCTION, encoded_size
+from events.wire import JOB_FUNCTION, encoded_size, event_id_of
 from worker.apply.bulk import known_ids, record_processed, runs, split_fresh
 from worker.apply.faults import describe, is_event_fault, is_transient
 from worker.apply.handlers import handle
 from worker.apply.parking import park, pass_window, request_pass, retry_parked
-from worker.apply.registry import is_set_based, set_based
+from worker.apply.registry import apply_trading, is_set_based, set_based
 from worker.config import Config, get_config
 from worker.failpoints import failpoint
 from worker.runtime.group_commit import GroupCommitter, RunAlone
@@ -76,17 +75,6 @@ class BatchReport:
             "rejections": self.rejected,
             "results": self.results,
         }
-
-
-def event_id_of(raw: Any) -> str | None:
-    """The event id of a raw payload when it is a well-formed UUID (anything else is the producer's text, not an id)."""
-    value = raw.get("event_id") if isinstance(raw, dict) else None
-    if not isinstance(value, str) or len(value) > 45:
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
 
 
 def storable(text: str, limit: int) -> str:
@@ -165,7 +153,7 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
     parked_too = database.parked_hint is not False
     writer = database.sqlite_writer()
     if writer is not None and current_session() is None and all(map(is_set_based, events)):
-        flags = await writer.apply_trading(events, parked_too=parked_too)
+        flags = await writer.run(lambda connection: apply_trading(connection, events, parked_too=parked_too))
         failpoint("after_commit")
         return flags, {}
     results: dict[str, Any] = {}

@@ -34,17 +34,17 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import URL, make_url
 
 from worker.store.db import is_sqlite, transaction
+from worker.store.fence import Fence, FencedOut, fence_floor
+
+__all__ = ["Fence", "FencedOut", "LeaseLost", "WriterLease", "claim_fence", "lease_key", "lease_status"]
 
 log = logging.getLogger("komas.lease")
 
@@ -92,10 +92,6 @@ def utc_now_text() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class FencedOut(RuntimeError):
-    """A write transaction of a worker whose lease was taken over: refused, the work goes back to the queue."""
-
-
 class LeaseLost(RuntimeError):
     """The lease went to another worker before this one could start writing."""
 
@@ -112,52 +108,6 @@ def database_key(database_url: str) -> str:
 
 def lease_key(database_url: str, partition: str = DEFAULT_PARTITION) -> str:
     return f"komas:lease:{database_key(database_url)}:{partition}"
-
-
-@dataclass
-class Fence:
-    """The token this process writes with; `check` is the one fencing rule of every write transaction."""
-
-    partition: str
-    token: int
-    lost: bool = field(default=False)
-
-    RAISE = text("UPDATE writer_fences SET token = :token WHERE name = :partition AND token <= :token")
-    READ = text("SELECT token FROM writer_fences WHERE name = :partition")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"token": self.token, "partition": self.partition}
-
-    def check_on(self, connection: Connection) -> None:
-        """First statement(s) of every write transaction: refuse it (`FencedOut`) if a higher token has written.
-
-        PostgreSQL: `RAISE` (its row lock makes a newer holder's first transaction wait for ours).
-        SQLite: `BEGIN IMMEDIATE` holds the database's write lock already, so reading the row is as
-        good; it is written only by a holder's first transaction. An UPDATE in every commit cost an
-        extra page in the WAL per commit, about a tenth of the writer's throughput.
-        """
-        if connection.dialect.name != "sqlite":
-            self._verify(connection.execute(self.RAISE, self.params).rowcount == 1)
-            return
-        stored = connection.execute(self.READ, self.params).scalar()
-        if stored is not None and stored < self.token:
-            connection.execute(self.RAISE, self.params)
-            stored = self.token
-        self._verify(stored == self.token)
-
-    async def check_in(self, session: AsyncSession) -> None:
-        """`check_on` for a transaction of the async engine (`db.transaction`)."""
-        await session.run_sync(lambda sync_session: self.check_on(sync_session.connection()))
-
-    def _verify(self, passed: bool) -> None:
-        """Refused: a higher token has written (or the partition has no fencing row)."""
-        if not passed:
-            self.lost = True
-            raise FencedOut(f"writer lease of partition {self.partition!r} taken over (token {self.token} is stale)")
-
-
-_INSERT_FENCE = text("INSERT INTO writer_fences (name, token) VALUES (:partition, 0) ON CONFLICT (name) DO NOTHING")
 
 
 class WriterLease:
@@ -264,8 +214,7 @@ async def claim_fence(lease: WriterLease) -> Fence:
     Call before the first write of a new holder, outside any fenced transaction.
     """
     async with transaction() as session:
-        await session.execute(_INSERT_FENCE, {"partition": lease.partition})
-        floor = int(await session.scalar(Fence.READ, {"partition": lease.partition}) or 0)
+        floor = await fence_floor(session, lease.partition)
     token = await lease.token_above(floor)
     if not token:
         raise LeaseLost(f"writer lease {lease.key} lost before the first write")

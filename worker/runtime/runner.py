@@ -23,7 +23,6 @@ from arq import Worker, cron
 from arq.connections import RedisSettings
 
 from worker.apply.registry import check_complete
-from worker.apply.warm_up import warm_up
 from worker.config import Config, get_config
 from worker.ops.dead_letters import dlq_drop, dlq_replay
 from worker.runtime.group_commit import GroupCommitter
@@ -32,6 +31,7 @@ from worker.runtime.komas_worker import KomasWorker
 from worker.runtime.lease import LeaseLost, WriterLease, claim_fence
 from worker.runtime.poison import tolerant_deserializer
 from worker.runtime.results import worker_dumps
+from worker.runtime.warm_up import warm_up
 from worker.store.db import close_db, init_db
 
 log = logging.getLogger("komas.worker")

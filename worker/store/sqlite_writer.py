@@ -1,4 +1,4 @@
-"""The SQLite writer thread: a trading batch's whole transaction in one hand-off.
+"""The SQLite writer thread: a batch's whole write transaction in one hand-off.
 
 aiosqlite runs each statement in its own thread and hands it over and back, several times per
 statement; on virtual CPUs, where waking another thread is expensive, a commit round of a few
@@ -7,28 +7,31 @@ per round). Trading batches, the hot path, are therefore applied by a plain sqli
 in one dedicated thread: one hand-off per transaction. Commands (rare, through the async
 managers) keep the async engine. Both take the process's write lock, so they never wait on each
 other inside SQLite.
+
+It knows no event: `run` is where the hot path's transaction opens, is fenced and commits, and the
+work it is given (the appliers, see `worker.apply.registry.apply_trading`) receives the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import QueuePool
 
-from events.catalogue import BaseEvent
-from worker.apply.registry import apply_trading
-from worker.apply.warm_up import insert_rehearsal_rows, rehearsal_events
 from worker.failpoints import failpoint
-from worker.runtime.lease import Fence
-from worker.store.db import install_sqlite_hooks, sqlite_engine_arguments
+from worker.store.engines import install_sqlite_hooks, sqlite_engine_arguments
+from worker.store.fence import Fence
+
+T = TypeVar("T")
 
 
 class SQLiteWriter:
-    """A synchronous engine used by one thread only, for trading batches."""
+    """A synchronous engine used by one thread only, for the hot path's write transactions."""
 
     def __init__(
         self,
@@ -43,41 +46,36 @@ class SQLiteWriter:
         self.engine = create_engine(url_sync, poolclass=QueuePool, pool_size=1, max_overflow=0, **options)
         install_sqlite_hooks(self.engine, readonly=False, busy_timeout_ms=timeout_ms)
         self._write_lock = write_lock
-        self._fence = fence  # the writer lease's token, checked first in each transaction (see worker.runtime.lease)
+        self._fence = fence  # the writer lease's token, checked first in each transaction (see worker.store.fence)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="komas-sqlite-writer")
 
-    async def apply_trading(self, events: Sequence[BaseEvent], *, parked_too: bool) -> list[bool]:
-        """Apply and record the new events of a trading-only batch; committed when this returns."""
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)` in one write transaction, fenced first; committed when this returns."""
         loop = asyncio.get_running_loop()
         async with self._write_lock:
-            return await loop.run_in_executor(self._thread, self._apply, events, parked_too)
+            return await loop.run_in_executor(self._thread, self._run, work)
 
-    def _apply(self, events: Sequence[BaseEvent], parked_too: bool) -> list[bool]:
+    def _run(self, work: Callable[[Connection], T]) -> T:
         with self.engine.begin() as connection:
             fence = self._fence()
             if fence is not None:
                 fence.check_on(connection)
-            flags = apply_trading(connection, events, parked_too=parked_too)
+            done = work(connection)
             failpoint("before_commit")
-        return flags
+        return done
 
-    async def warm_up(self) -> None:
-        """Pay the first batch's costs before the first job: connect, pragmas, compile every statement.
-
-        A batch of each trading type is applied to a bot and a preset made for it, in a transaction
-        that is rolled back: nothing is written. Without it the first jobs after a start waited
-        tens of milliseconds, and the jobs queued behind them longer.
-        """
+    async def rehearse(self, work: Callable[[Connection], object]) -> None:
+        """Run `work(connection)` in a transaction that is rolled back: connects, sets pragmas, compiles
+        every statement it runs, so the first real batch does not pay for it (see `worker.runtime.warm_up`)."""
         loop = asyncio.get_running_loop()
         async with self._write_lock:
-            await loop.run_in_executor(self._thread, self._rehearse)
+            await loop.run_in_executor(self._thread, self._rehearse, work)
 
-    def _rehearse(self) -> None:
+    def _rehearse(self, work: Callable[[Connection], object]) -> None:
         with self.engine.connect() as connection:
             transaction = connection.begin()
             try:
-                bot_id, preset_id = insert_rehearsal_rows(connection)
-                apply_trading(connection, rehearsal_events(bot_id, preset_id), parked_too=True)
+                work(connection)
             finally:
                 transaction.rollback()
 

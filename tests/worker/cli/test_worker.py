@@ -19,8 +19,6 @@ T = TypeVar("T")
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "samples" / "trading.jsonl"
 
 
-
-
 def read(komas: Komas, query: Callable[[], Awaitable[T]]) -> T:
     """Run one manager read on the test's database, outside the worker."""
 

@@ -174,10 +174,10 @@ async def test_the_sqlite_writer_thread_checks_the_fence(
         database.fence = await claim_fence(new)
         writer = database.sqlite_writer()
         assert writer is not None
-        assert await writer.apply_trading([], parked_too=False) == []  # the holder's transaction passes
+        assert await writer.run(lambda connection: "committed") == "committed"  # the holder's transaction passes
         database.fence = old_fence
         with pytest.raises(FencedOut):
-            await writer.apply_trading([], parked_too=False)
+            await writer.run(lambda connection: "committed")
         await new.release()
     finally:
         await close_db()

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from tests.services import free_port
-from worker.apply.warm_up import open_redis_connections, warm_up
+from worker.runtime.warm_up import open_redis_connections, warm_up
 from worker.store.db import Database, close_db, init_db
 from worker.store.models import BacktestResult, Bot, Preset, ProcessedEvent, Signal
 
