@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from events.catalogue import BaseEvent
 from worker.apply.registry import APPLIERS, OneByOne
-from worker.store.db import transaction
 from worker.store.models import Bot, Preset, Signal
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -23,20 +23,20 @@ Handler = Callable[[Any], Awaitable[Any]]
 WRITTEN_BY_APPLIERS = (Bot, Signal, Preset)
 
 
-async def handle(event: BaseEvent) -> Any:
-    """Apply one event; returns a command handler's JSON-able answer, or None for a trading event."""
+async def handle(session: AsyncSession, event: BaseEvent) -> Any:
+    """Apply one event in `session`'s transaction (its caller opened it and commits it); returns a
+    command handler's JSON-able answer, or None for a trading event."""
     applier = APPLIERS[type(event)]
     if isinstance(applier, OneByOne):
-        return await applier.apply(event)
+        return await applier.apply(session, event)
 
     def run(sync_session: Session) -> None:
         applier.apply(sync_session.connection(), [event])
 
-    async with transaction() as session:
-        await session.run_sync(run)
-        # Set-based statements bypass the identity map: rows they may have changed are read again
-        # when next used. Only those: the caller may hold other objects (a parked row) it still reads.
-        for held in list(session.identity_map.values()):
-            if isinstance(held, WRITTEN_BY_APPLIERS):
-                session.expire(held)
+    await session.run_sync(run)
+    # Set-based statements bypass the identity map: rows they may have changed are read again
+    # when next used. Only those: the caller may hold other objects (a parked row) it still reads.
+    for held in list(session.identity_map.values()):
+        if isinstance(held, WRITTEN_BY_APPLIERS):
+            session.expire(held)
     return None

@@ -400,7 +400,7 @@ async def _retry_one(session: AsyncSession, row: ParkedEvent, park_timeout_s: in
     try:
         async with session.begin_nested():
             if await session.get(ProcessedEvent, event_id) is None:
-                await handle(event)
+                await handle(session, event)
                 session.add(ProcessedEvent(event_id=event_id, event_type=event.type))
             await session.execute(delete(ParkedEvent).where(ParkedEvent.event_id == event_id))
         return "applied"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from events import BacktestFinished, BotToggled, SignalClosed, SignalCreated
 from events.catalogue import EVENT_TYPES, BaseEvent
@@ -36,6 +37,7 @@ from events.commands import (
     UpsertCache,
 )
 from worker.apply import bulk, command_handlers
+from worker.store.db import joined
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,14 @@ class SetBased:
 
 @dataclass(frozen=True)
 class OneByOne:
-    """Applies one command through the managers (joining the transaction); returns its JSON answer."""
+    """Applies one command through the managers, in the transaction of the session it is given; returns
+    its JSON answer."""
 
-    apply: Callable[[Any], Awaitable[Any]]
+    handler: Callable[[Any], Awaitable[Any]]
+
+    async def apply(self, session: AsyncSession, event: Any) -> Any:
+        async with joined(session):
+            return await self.handler(event)
 
 
 APPLIERS: dict[type[BaseEvent], SetBased | OneByOne] = {

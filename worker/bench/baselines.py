@@ -35,7 +35,7 @@ async def naive_apply_event(ctx: dict[str, Any], raw: Any) -> str:
     async with transaction() as session:
         if await session.get(ProcessedEvent, event_id) is not None:
             return "duplicate"
-        await handle(event)
+        await handle(session, event)
         session.add(ProcessedEvent(event_id=event_id, event_type=event.type))
     return "applied"
 

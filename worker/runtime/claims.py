@@ -17,110 +17,23 @@ from typing import Any
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from redis.commands.core import AsyncScript
 
-#: Each job, in order: taken only if nobody runs it and it is due; then its lock is set and its body
-#: and try count are read. Stops before a job whose body would take the claimed bytes over the
-#: budget (ARGV[3]), unless it is the first and ARGV[4] is '1' (nothing else is running).
-#: KEYS: the queue, then per job its lock, body and retry keys. ARGV: now (ms), lock (ms), budget,
-#: one-may-exceed, then the job ids. Returns per claimed job: id, score, body or nil, tries or nil.
-#: Scores are whatever a producer wrote: `-inf` and 0 are due (they run at once), `+inf` never is.
-CLAIM_JOBS = """
-local now, lock_ms, budget = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local claimed, bytes = {}, 0
-for i = 5, #ARGV do
-  local base = (i - 5) * 3 + 1
-  local lock, body_key, retry_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
-  if redis.call('exists', lock) == 0 then
-    local score = redis.call('zscore', KEYS[1], ARGV[i])
-    if score and tonumber(score) <= now then
-      local body = redis.pcall('get', body_key)
-      if type(body) == 'table' then body = false end  -- not a string (WRONGTYPE): arq's run_job reports it
-      local size = body and #body or 0
-      if bytes + size > budget and not (ARGV[4] == '1' and #claimed == 0) then break end
-      redis.call('psetex', lock, lock_ms, '1')
-      bytes = bytes + size
-      -- A try count that is not a small whole number (a producer wrote it) would make INCR fail:
-      -- count it as one try made, so the job runs through arq's run_job and its crash counting.
-      local tries = redis.call('get', retry_key)
-      if tries and (#tries > 9 or not string.match(tries, '^%d+$')) then
-        redis.call('set', retry_key, '1', 'ex', 88400)
-        tries = '1'
-      end
-      table.insert(claimed, ARGV[i])
-      table.insert(claimed, score)
-      table.insert(claimed, body)
-      table.insert(claimed, tries)
-    end
-  end
-end
-return claimed
-"""
+from worker.runtime.lua import lua
 
-#: Count a try of each job, as arq does when it starts one (INCR, then a day's expiry).
-START_TRIES = """
-local tries = {}
-for i = 1, #KEYS do
-  tries[i] = redis.call('incr', KEYS[i])
-  redis.call('expire', KEYS[i], 88400)
-end
-return tries
-"""
+#: See `lua/claim_jobs.lua` (its keys, arguments and why).
+CLAIM_JOBS = lua("claim_jobs")
 
-#: arq's end of a job (MULTI, PEXPIRE or DEL of the lock, SET of the result, DEL, ZREM twice or
-#: ZINCRBY, EXEC), for each job in turn. KEYS: the abort set, the queue, then per job its lock,
-#: result, retry and body keys. ARGV, six per job: id, finish ('1'), result, result expiry (ms or
-#: '' for none), lock expiry (ms, or '' to delete it), score increment ('' for none).
-FINISH_JOBS = """
-for j = 0, #ARGV / 6 - 1 do
-  local a, k = j * 6, 2 + j * 4
-  if ARGV[a + 5] == '' then redis.call('del', KEYS[k + 1]) else redis.call('pexpire', KEYS[k + 1], ARGV[a + 5]) end
-  if ARGV[a + 2] == '1' then
-    if ARGV[a + 3] ~= '' then
-      if ARGV[a + 4] == '' then
-        redis.call('set', KEYS[k + 2], ARGV[a + 3])
-      else
-        redis.call('set', KEYS[k + 2], ARGV[a + 3], 'px', ARGV[a + 4])
-      end
-    end
-    redis.call('del', KEYS[k + 3], KEYS[k + 4])
-    redis.call('zrem', KEYS[1], ARGV[a + 1])
-    redis.call('zrem', KEYS[2], ARGV[a + 1])
-  elseif ARGV[a + 6] ~= '' then
-    redis.call('zincrby', KEYS[2], ARGV[a + 6], ARGV[a + 1])
-  end
-end
-return 1
-"""
+#: See `lua/start_tries.lua` (its keys, arguments and why).
+START_TRIES = lua("start_tries")
+
+#: See `lua/finish_jobs.lua` (its keys, arguments and why).
+FINISH_JOBS = lua("finish_jobs")
 
 
-#: Take jobs whose id is not UTF-8 (arq's code, and redis-py's str keys, cannot name them) for a dead letter:
-#: like CLAIM_JOBS, a job is taken only when it is still queued and nobody holds it (a poll may list an id
-#: that another pass has just stored and forgotten); its lock is set and its body read.
-#: KEYS: the queue, then per job its lock and body keys. ARGV: lock (ms), then the job ids.
-#: Returns per job: body (empty when it has none) or nil when not taken.
-TAKE_FOREIGN = """
-local taken = {}
-for i = 2, #KEYS, 2 do
-  local queued = redis.call('zscore', KEYS[1], ARGV[i / 2 + 1])
-  if queued and redis.call('set', KEYS[i], '1', 'nx', 'px', ARGV[1]) then
-    local body = redis.pcall('get', KEYS[i + 1])
-    if type(body) == 'table' then body = 'not a string: ' .. redis.call('type', KEYS[i + 1])['ok'] end
-    taken[i / 2] = body or ''
-  else
-    taken[i / 2] = false
-  end
-end
-return taken
-"""
+#: See `lua/take_foreign.lua` (its keys, arguments and why).
+TAKE_FOREIGN = lua("take_foreign")
 
-#: Forget jobs stored as dead letters: out of the queue, body, try count and lock gone.
-#: KEYS: the queue, then per job its lock, body and retry keys. ARGV: the job ids.
-FORGET_JOBS = """
-for j = 1, #ARGV do
-  redis.call('zrem', KEYS[1], ARGV[j])
-  redis.call('del', KEYS[j * 3 - 1], KEYS[j * 3], KEYS[j * 3 + 1])
-end
-return 1
-"""
+#: See `lua/forget_jobs.lua` (its keys, arguments and why).
+FORGET_JOBS = lua("forget_jobs")
 
 #: Scores beyond this many ms since the epoch (year 9999) are taken as "in the far future".
 MAX_SCORE_MS = 253_402_300_799_999

@@ -166,7 +166,7 @@ async def apply_in_transaction(events: list[BaseEvent]) -> tuple[list[bool], dic
                 session.expire_all()  # set-based statements bypass the identity map
                 continue
             for event in run:
-                result = await handle(event)
+                result = await handle(session, event)
                 if result is not None:
                     results[str(event.event_id)] = result
         if fresh.events:

@@ -65,6 +65,7 @@ class KomasWorker(Worker):
             self._scripts = JobScripts(self.pool, self.queue_name)
         return self._scripts
 
+    # Overrides arq 0.28 `Worker._poll_iteration` (arq/worker.py), calling it first.
     async def _poll_iteration(self) -> None:
         """arq's poll, then a longer pause the longer the queue stays idle.
 
@@ -83,6 +84,7 @@ class KomasWorker(Worker):
         if extra > 0:
             await asyncio.sleep(extra)
 
+    # Overrides arq 0.28 `Worker.finish_job` (arq/worker.py): the same keys and writes, as one script.
     async def finish_job(
         self,
         job_id: str,
@@ -97,6 +99,8 @@ class KomasWorker(Worker):
         end = Finish(job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress)
         await self.scripts.finish([end])
 
+    # Overrides arq 0.28 `Worker.start_jobs` (arq/worker.py): its checks (in progress, due, tries) in
+    # `lua/claim_jobs.lua`; its `sem`, `job_counter` and `tasks` bookkeeping kept as arq keeps them.
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim the due jobs among `job_ids` that nobody runs, as many as there are free slots, and start them."""
         free = self.max_jobs - self.job_counter
@@ -229,6 +233,8 @@ class KomasWorker(Worker):
         if ends:
             await asyncio.shield(self.scripts.finish(ends))
 
+    # Mirrors arq 0.28 `Worker.run_job` (arq/worker.py) for a first-try job: its ctx keys, its outcomes
+    # (Retry, failure, timeout, success) and its result record (`serialize_result`).
     async def _run_one(self, job: UnitJob, job_try: int) -> Finish:
         """One job of a unit, with arq's outcomes: done (its result kept), retry later, or failed (timeouts too)."""
         claimed = job.claimed

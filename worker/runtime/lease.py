@@ -41,6 +41,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from sqlalchemy.engine import URL, make_url
 
+from worker.runtime.lua import lua
 from worker.store.db import is_sqlite, transaction
 from worker.store.fence import Fence, FencedOut, fence_floor
 
@@ -50,42 +51,14 @@ log = logging.getLogger("komas.lease")
 
 DEFAULT_PARTITION = "main"
 
-#: Free: take it with a new token. Ours already (kept across a Redis outage): extend it, same token.
-_ACQUIRE = """
-local holder = redis.call('HGET', KEYS[1], 'holder')
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return tonumber(redis.call('HGET', KEYS[1], 'token'))
-end
-if holder then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'token', token)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return token
-"""
-_RENEW = """
-if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"""
-#: The holder's token, raised above `floor` (the database's highest) when the counter fell behind it
-#: (a Redis that lost its data): a new holder must always fence out every earlier writer.
-_TOKEN_ABOVE = """
-if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
-local mine = tonumber(redis.call('HGET', KEYS[1], 'token'))
-local floor = tonumber(ARGV[2])
-if mine > floor then return mine end
-local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
-if counter < floor then counter = floor end
-counter = counter + 1
-redis.call('SET', KEYS[2], counter)
-redis.call('HSET', KEYS[1], 'token', counter)
-return counter
-"""
+#: See `lua/lease_acquire.lua` (its keys, arguments and why).
+_ACQUIRE = lua("lease_acquire")
+#: See `lua/lease_renew.lua` (its keys, arguments and why).
+_RENEW = lua("lease_renew")
+#: See `lua/lease_release.lua` (its keys, arguments and why).
+_RELEASE = lua("lease_release")
+#: See `lua/lease_token_above.lua` (its keys, arguments and why).
+_TOKEN_ABOVE = lua("lease_token_above")
 
 
 def utc_now_text() -> str:

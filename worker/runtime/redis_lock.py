@@ -14,12 +14,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from worker.runtime.lua import lua
+
 log = logging.getLogger("komas.worker")
 
-#: KEYS[1] the lock, ARGV[1] the holder's token, ARGV[2] the TTL in ms: renew only our own lock.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-#: KEYS[1] the lock, ARGV[1] the holder's token: delete only our own lock.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+#: See `lua/lock_renew.lua` (its keys, arguments and why).
+_RENEW = lua("lock_renew")
+#: See `lua/lock_release.lua` (its keys, arguments and why).
+_RELEASE = lua("lock_release")
 
 
 async def _renew(redis: Any, key: str, token: str, ttl_ms: int) -> None:

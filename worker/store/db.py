@@ -45,6 +45,7 @@ __all__ = [
     "init_db",
     "install_sqlite_hooks",
     "is_sqlite",
+    "joined",
     "json_serializer",
     "read_session",
     "sqlite_engine_arguments",
@@ -154,6 +155,20 @@ async def transaction() -> AsyncIterator[AsyncSession]:
                 yield session
         finally:
             _current_session.reset(token)
+
+
+@asynccontextmanager
+async def joined(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Run managers inside `session`'s transaction: what they write goes through the session given
+    (the applier's), whatever transaction is current."""
+    if _current_session.get() is session:
+        yield session
+        return
+    token = _current_session.set(session)
+    try:
+        yield session
+    finally:
+        _current_session.reset(token)
 
 
 @asynccontextmanager

@@ -86,8 +86,8 @@ async def test_bulk_and_event_by_event_end_in_the_same_database(fresh_database: 
 
     await seed_trading(await fresh_database("one_by_one"))
     for event in events:
-        async with transaction():
-            await handle(event)
+        async with transaction() as session:
+            await handle(session, event)
     one_by_one = await _snapshot()
     await close_db()
 

@@ -56,8 +56,8 @@ async def test_amounts_add_up_exactly_on_every_path(fresh_database: FreshDatabas
     closes = [_closed(f"m{n}", pct, amount) for n, (pct, amount) in enumerate(zip(percents, amounts, strict=True))]
     await _apply_batch([*opens, *closes[:2]])  # in a batch
     await _apply_one_by_one(closes[2:4])  # one by one
-    async with transaction():
-        await handle(closes[4])  # as a parked retry applies it
+    async with transaction() as session:
+        await handle(session, closes[4])  # as a parked retry applies it
     bot = await BotManager.get(bot_id)
     assert bot is not None
     # 0.1 + 0.2 + 0.12 (40 * 0.3%) - 0.07 + 0.06 (40 * 0.15%)
