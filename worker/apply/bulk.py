@@ -6,6 +6,9 @@ check of their bots, one check of their uids, one multi-row INSERT and one UPDAT
 of closes one SELECT, one executemany UPDATE of signals and one UPDATE of stats per bot. The
 effect is the same as calling the managers event by event (the tests hold both to it); a run that
 breaks a rule raises the same error the managers would, and the job's bisection finds the event.
+
+The inbox, `processed_events` (what makes a second delivery a no-op), is written here only:
+`record_processed`, by every path that applies or refuses an event.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from events import parse_event
 from events.catalogue import BaseEvent
 from events.wire import dumps, loads
-from worker.apply.bulk import TRADING_ORDER
+from worker.apply.bulk import TRADING_ORDER, record_processed
 from worker.apply.faults import describe, is_event_fault
 from worker.apply.handlers import handle
 from worker.apply.registry import apply_trading
@@ -401,7 +401,7 @@ async def _retry_one(session: AsyncSession, row: ParkedEvent, park_timeout_s: in
         async with session.begin_nested():
             if await session.get(ProcessedEvent, event_id) is None:
                 await handle(session, event)
-                session.add(ProcessedEvent(event_id=event_id, event_type=event.type))
+                await session.run_sync(lambda sync: record_processed(sync.connection(), [event], [event_id]))
             await session.execute(delete(ParkedEvent).where(ParkedEvent.event_id == event_id))
         return "applied"
     except MissingDependencyError as exc:

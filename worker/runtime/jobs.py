@@ -43,7 +43,6 @@ from worker.runtime.redis_lock import redis_lock
 from worker.store.db import current_session, get_database, transaction
 from worker.store.errors import DuplicateError, InvalidStateError, KomasError, MissingDependencyError, NotFoundError
 from worker.store.managers.dead_letters import DeadLetterManager
-from worker.store.models import ProcessedEvent
 
 log = logging.getLogger("komas.worker")
 T = TypeVar("T")
@@ -208,7 +207,7 @@ async def reject(event: BaseEvent, exc: BaseException, report: BatchReport) -> N
     """Record a refused command as processed (a redelivery stays a no-op) and answer with the refusal."""
     status = next((code for kind, code in REJECTION_STATUS if isinstance(exc, kind)), 422)
     async with transaction() as session:
-        session.add(ProcessedEvent(event_id=str(event.event_id), event_type=event.type))
+        await session.run_sync(lambda sync: record_processed(sync.connection(), [event], [str(event.event_id)]))
     rejection = {"event_id": str(event.event_id), "type": event.type, "status": status, "reason": describe(exc)}
     log.info("command %s (%s) refused: %s", event.event_id, event.type, rejection["reason"])
     report.rejected.append(rejection)
