@@ -1,9 +1,8 @@
 """`KomasWorker`: arq's `Worker`, taking and ending the jobs one poll finds together.
 
 arq claims each queued job in four Redis round trips, starts it in one more, runs it as a task of
-its own and ends it in a seven-command transaction. For single-event jobs that cost more than the
-job (a no-op job took arq about 0.4 ms of CPU), and every poll re-checked the running jobs at the
-head of the queue in three more. This worker skips the jobs it runs without asking, claims the
+its own and ends it in a seven-command transaction: for single-event jobs that cost more than the
+job (the README's performance section, items 5 and 12, has the figures). This worker skips the jobs it runs without asking, claims the
 due ones a poll found with one script (`claims.CLAIM_JOBS`, arq's checks, atomically) and reads
 their bodies in the same round trip. Jobs on their first try are run together as one *unit*: one
 round trip counts their tries, one lock renewal covers them, they run concurrently (so their events

@@ -1,10 +1,10 @@
 """Warming the worker up before its first job: what the first jobs after a start would pay for.
 
-Measured at 500 single-event jobs/s: the first hundred jobs after a start waited up to 200 ms,
-then p99 stayed near 20 ms. The first job opened the read-only engine (the parked-events hint),
-started the writer thread, connected and compiled its statements, and each newly concurrent job
-opened another Redis connection; the jobs arriving meanwhile queued behind it. All of that now
-happens at start-up, with a rehearsal batch applied in a transaction that is rolled back.
+The first job would open the read-only engine (the parked-events hint), start the writer thread,
+connect and compile its statements, and each newly concurrent job another Redis connection, while
+the jobs arriving meanwhile queued behind it (the README's performance section, item 9, has the
+figures). All of that happens at start-up instead, with a rehearsal batch applied in a transaction
+that is rolled back.
 """
 
 from __future__ import annotations

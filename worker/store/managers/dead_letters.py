@@ -2,8 +2,8 @@
 
 Every dead letter goes through `DeadLetterManager.record`. A payload is kept whole up to
 `PAYLOAD_LIMIT_BYTES` (64 KiB); of a larger one only its first 64 KiB are stored, together with
-the whole payload's size in bytes and SHA-256, and `payload_truncated` says so. A 100 MB event
-used to become a 100 MB row (and a 100 MB answer to `GET /api/db/dead-letters?limit=5`).
+the whole payload's size in bytes and SHA-256, and `payload_truncated` says so. Unbounded, one
+huge event became a row (and an answer to `GET /api/db/dead-letters`) as large as itself.
 """
 
 from __future__ import annotations
