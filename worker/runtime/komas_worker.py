@@ -2,13 +2,13 @@
 
 arq claims each queued job in four Redis round trips, starts it in one more, runs it as a task of
 its own and ends it in a seven-command transaction: for single-event jobs that cost more than the
-job (the README's performance section, items 5 and 12, has the figures). This worker skips the
-jobs it runs without asking, claims the due ones a poll found with one script (`lua/claim_jobs.lua`:
-arq's checks, atomically) and reads their bodies in the same round trip. Jobs on their first try are run together as one *unit*: one
-round trip counts their tries, one lock renewal covers them, they run concurrently (so their events
-share one commit) and one script ends each wave of them that finishes together. Anything else (a
-retried job, a cron job, an expired one) runs through arq's own `run_job`, exactly as before, so a
-job that crashed the worker is retried alone.
+job (the README's performance section, items 5 and 12, has the figures). This worker skips the jobs
+it runs without asking, claims the due ones a poll found with one script (`lua/claim_jobs.lua`:
+arq's checks, atomically) and reads their bodies in the same round trip. Jobs on their first try are
+run together as one *unit*: one round trip counts their tries, one lock renewal covers them, they
+run concurrently (so their events share one commit) and one script ends each wave of them that
+finishes together. Anything else (a retried job, a cron job, an expired one) runs through arq's own
+`run_job`, exactly as before, so a job that crashed the worker is retried alone.
 """
 
 from __future__ import annotations
