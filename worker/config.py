@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -89,6 +89,43 @@ class Config(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
+    # --- maintenance (`komas ops`, and its schedule) ---
+    backup_dir: str | None = Field(
+        default=None, description="Where `backup` writes; default: backups/ next to the SQLite database."
+    )
+    backup_keep: int = Field(default=7, ge=1, description="Backups kept; older ones are removed by each backup.")
+    retention_signals_days: int = Field(
+        default=0, ge=0, description="purge: closed and cancelled signals older than this (0: never, history is kept)."
+    )
+    retention_dead_letters_days: int = Field(
+        default=30, ge=0, description="purge: replayed dead letters older than this (0: never)."
+    )
+    dedup_window_s: int = Field(
+        default=35 * 86400,
+        gt=0,
+        description="purge: processed_events older than this; longer than a job can wait plus the park timeout.",
+    )
+    cron_backup_hours: int = Field(default=24, ge=0, le=24, description="A backup every N hours (0: off).")
+    cron_checkpoint_minutes: int = Field(default=60, ge=0, le=60, description="A WAL checkpoint every N min (0: off).")
+    cron_checkpoint_wal_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Also checkpoint as soon as the WAL is larger (0: off)."
+    )
+    cron_optimize_hours: int = Field(default=24, ge=0, le=24, description="PRAGMA optimize every N hours (0: off).")
+    cron_purge_hours: int = Field(default=24, ge=0, le=24, description="A purge every N hours (0: off).")
+
+    @model_validator(mode="after")
+    def _check_dedup_window(self) -> Config:
+        """A purge must never forget an event id that can still arrive: a job waits in Redis up to
+        `job_ttl_s`, and a parked event is retried up to `park_timeout_s` later."""
+        floor = self.job_ttl_s + self.park_timeout_s
+        if self.dedup_window_s <= floor:
+            raise ValueError(
+                f"KOMAS_DEDUP_WINDOW_S ({self.dedup_window_s}) must be longer than KOMAS_JOB_TTL_S + "
+                f"KOMAS_PARK_TIMEOUT_S ({floor}): a job delivered after its events' ids were purged "
+                "would apply them again"
+            )
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -123,6 +160,8 @@ def load_config() -> Config:
     except ValidationError as exc:
         problems = [
             f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']} (got {err.get('input')!r})"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from arq import Worker, cron
+from arq import Worker, cron, func
 from arq.connections import RedisSettings
 
 from worker.apply.registry import check_complete
@@ -29,6 +29,7 @@ from worker.runtime.group_commit import GroupCommitter
 from worker.runtime.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.runtime.komas_worker import KomasWorker
 from worker.runtime.lease import LeaseLost, WriterLease, claim_fence
+from worker.runtime.maintenance_jobs import CRON_NAMES, MAINTENANCE_TIMEOUT_S, maintenance, maintenance_cron_jobs
 from worker.runtime.poison import tolerant_deserializer
 from worker.runtime.results import worker_dumps
 from worker.runtime.warm_up import warm_up
@@ -38,12 +39,22 @@ log = logging.getLogger("komas.worker")
 
 #: arq would fail a job after this many tries; ours decide long before (see `Config.max_crashes`).
 MAX_TRIES = 1_000_000
-FUNCTIONS: list[Any] = [apply_events, dead_letter_job, dlq_replay, dlq_drop]
+FUNCTIONS: list[Any] = [
+    apply_events,
+    dead_letter_job,
+    dlq_replay,
+    dlq_drop,
+    func(maintenance, timeout=MAINTENANCE_TIMEOUT_S),
+]
 
 
-def cron_jobs() -> list[Any]:
-    """Fresh each time: arq keeps the next run time on the cron object, which must not leak between workers."""
-    return [cron(retry_parked_job, second=set(range(0, 60, 5)), run_at_startup=True, timeout=60)]
+def cron_jobs(config: Config | None = None) -> list[Any]:
+    """Fresh each time: arq keeps the next run time on the cron object, which must not leak between workers.
+
+    The parked-events passes, and the maintenance schedule of `config` (none without one).
+    """
+    parked = cron(retry_parked_job, second=set(range(0, 60, 5)), run_at_startup=True, timeout=60)
+    return [parked, *(maintenance_cron_jobs(config) if config is not None else [])]
 
 
 CRON_JOBS = cron_jobs()
@@ -109,7 +120,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def _function_names() -> list[str]:
-    return [f.__name__ for f in FUNCTIONS] + [job.name for job in CRON_JOBS]
+    return (
+        [getattr(f, "name", None) or f.__name__ for f in FUNCTIONS] + [job.name for job in CRON_JOBS] + list(CRON_NAMES)
+    )
 
 
 #: How often the worker rewrites its health line (`komas status`); the line expires one second later.
@@ -121,7 +134,7 @@ def worker_options(config: Config) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`, derived from the configuration."""
     return {
         "functions": FUNCTIONS,
-        "cron_jobs": cron_jobs(),
+        "cron_jobs": cron_jobs(config),
         "queue_name": config.queue,
         "redis_settings": RedisSettings.from_dsn(config.redis_url),
         "job_serializer": worker_dumps,

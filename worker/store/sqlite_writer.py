@@ -15,6 +15,7 @@ work it is given (the appliers, see `worker.apply.registry.apply_trading`) recei
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -63,6 +64,20 @@ class SQLiteWriter:
             done = work(connection)
             failpoint("before_commit")
         return done
+
+    async def maintain(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the writer's own sqlite3 connection outside any transaction, holding the write
+        lock: for what SQLite refuses inside one (`wal_checkpoint`, `VACUUM`) or what must not race a
+        write (`PRAGMA optimize`). Batches wait meanwhile; nothing else writes."""
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            return await loop.run_in_executor(self._thread, self._maintain, work)
+
+    def _maintain(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self.engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            return work(raw)
 
     async def rehearse(self, work: Callable[[Connection], object]) -> None:
         """Run `work(connection)` in a transaction that is rolled back: connects, sets pragmas, compiles

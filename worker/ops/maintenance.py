@@ -1,0 +1,234 @@
+"""Keeping the SQLite file healthy: online backup, WAL checkpoint, optimize, vacuum, integrity check.
+
+Each runs as a job of the worker, the single writer, so it is ordered with the events and never
+races them. A backup is `VACUUM INTO` a temporary file from a read connection: a consistent snapshot
+of the WAL database that writers do not restart or wait for (a file copy of a live WAL database
+misses what is still in the WAL). Checkpoint, optimize and vacuum run on the writer's own
+connection, holding the write lock. On PostgreSQL these belong to the database's own tools: each
+says so and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from worker.config import Config
+from worker.store.db import get_database
+from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+
+#: The tables a backup's report counts.
+COUNTED_TABLES = (
+    "bots",
+    "signals",
+    "presets",
+    "backtest_results",
+    "settings",
+    "processed_events",
+    "dead_letters",
+    "parked_events",
+)
+BACKUP_PREFIX = "komas-"
+POSTGRES_BACKUP = (
+    "backups of PostgreSQL belong to its own tools: pg_dump (logical) or pg_basebackup with WAL archiving "
+    "(point in time); nothing was done"
+)
+
+
+class OpRefused(Exception):
+    """An operation that cannot run as asked; the message says why and what to do instead."""
+
+
+def database_file(config: Config) -> Path | None:
+    """The SQLite database's file, or None on PostgreSQL."""
+    url = make_url(config.database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        raise OpRefused(f"the database {url.database!r} is not a file: nothing to maintain")
+    return Path(url.database)
+
+
+def backup_dir(config: Config, database: Path) -> Path:
+    return Path(config.backup_dir) if config.backup_dir else database.parent / "backups"
+
+
+def wal_bytes(database: Path) -> int:
+    wal = database.with_name(database.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def file_bytes(database: Path) -> int:
+    return database.stat().st_size + wal_bytes(database)
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _vacuum_into(database: Path, target: Path) -> None:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        connection.execute("VACUUM INTO ?", (str(target),))
+    finally:
+        connection.close()
+
+
+def describe(database: Path, *, full: bool = False) -> dict[str, Any]:
+    """A database file's health and content: its check, schema revision, row counts and last applied event."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        pragma = "integrity_check" if full else "quick_check"
+        problems = [row[0] for row in connection.execute(f"PRAGMA {pragma}")]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = None
+        if "alembic_version" in tables:
+            revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        counts = {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in COUNTED_TABLES
+            if table in tables
+        }
+        last = None
+        if "processed_events" in tables:
+            row = connection.execute(
+                "SELECT event_id, event_type, applied_at FROM processed_events ORDER BY applied_at DESC, rowid DESC"
+                " LIMIT 1"
+            ).fetchone()
+            last = {"event_id": row[0], "type": row[1], "applied_at": str(row[2])} if row else None
+    finally:
+        connection.close()
+    return {
+        "check": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
+        "check_kind": pragma,
+        "schema_revision": revision[0] if revision else None,
+        "counts": counts,
+        "last_event": last,
+    }
+
+
+def _take_backup(database: Path, directory: Path, full: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(PRIVATE_DIR_MODE)
+    needed = file_bytes(database)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OpRefused(f"{directory} has {free} bytes free, the database takes up to {needed}: free some space")
+    final = directory / f"{BACKUP_PREFIX}{_stamp()}.db"
+    temporary = final.with_name(final.name + ".tmp")
+    try:
+        _vacuum_into(database, temporary)
+        temporary.chmod(PRIVATE_FILE_MODE)
+        _fsync(temporary)
+        temporary.replace(final)
+        _fsync(directory)
+    finally:
+        temporary.unlink(missing_ok=True)
+    report = {"file": str(final), "bytes": final.stat().st_size, **describe(final, full=full)}
+    report["ok"] = report["check"] == "ok"
+    report["seconds"] = round(time.monotonic() - started, 3)
+    sidecar = final.with_suffix(".json")
+    sidecar.write_text(json.dumps(report, indent=2) + "\n")
+    sidecar.chmod(PRIVATE_FILE_MODE)
+    return report
+
+
+def backups(directory: Path) -> list[Path]:
+    """The backups in `directory`, oldest first (their names sort by time)."""
+    return sorted(directory.glob(f"{BACKUP_PREFIX}*.db")) if directory.exists() else []
+
+
+def _rotate(directory: Path, keep: int) -> list[str]:
+    removed = []
+    for old in backups(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+        removed.append(str(old))
+    return removed
+
+
+async def backup(config: Config, *, full: bool = False, keep: int | None = None) -> dict[str, Any]:
+    """An online, consistent, verified backup; keeps the newest `keep` (default `KOMAS_BACKUP_KEEP`)."""
+    database = database_file(config)
+    if database is None:
+        return {"ok": True, "skipped": POSTGRES_BACKUP}
+    directory = backup_dir(config, database)
+    report = await asyncio.to_thread(_take_backup, database, directory, full)
+    if report["ok"]:
+        report["removed"] = await asyncio.to_thread(_rotate, directory, keep or config.backup_keep)
+    return report
+
+
+async def _on_writer(config: Config, what: str, sql: str) -> tuple[Path | None, Any]:
+    database = database_file(config)
+    writer = get_database().sqlite_writer() if database is not None else None
+    if database is None or writer is None:
+        return None, {"ok": True, "skipped": f"{what}: not needed on PostgreSQL (autovacuum and its own checkpoints)"}
+    rows = await writer.maintain(lambda raw: raw.execute(sql).fetchall())
+    return database, rows
+
+
+async def checkpoint(config: Config) -> dict[str, Any]:
+    """`PRAGMA wal_checkpoint(TRUNCATE)`: the WAL copied into the database and emptied."""
+    database = database_file(config)
+    before = wal_bytes(database) if database is not None else 0
+    database, rows = await _on_writer(config, "checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)")
+    if database is None:
+        return dict(rows)
+    busy, log_frames, done_frames = rows[0]
+    return {
+        "ok": busy == 0,
+        "wal_bytes_before": before,
+        "wal_bytes_after": wal_bytes(database),
+        "frames": log_frames,
+        "checkpointed": done_frames,
+        **({"busy": "a reader held an older snapshot; run it again"} if busy else {}),
+    }
+
+
+async def optimize(config: Config) -> dict[str, Any]:
+    """`PRAGMA optimize`: refresh the query planner's statistics where they went stale."""
+    database, rows = await _on_writer(config, "optimize", "PRAGMA optimize")
+    return dict(rows) if database is None else {"ok": True}
+
+
+async def vacuum(config: Config) -> dict[str, Any]:
+    """A full `VACUUM` (rewrites the file, returns free pages to the disk); refused without room for a copy."""
+    database = database_file(config)
+    if database is not None:
+        size, free = file_bytes(database), shutil.disk_usage(database.parent).free
+        if free < size:
+            raise OpRefused(f"vacuum needs room for a copy of the database ({size} bytes); {free} bytes are free")
+    before = file_bytes(database) if database is not None else 0
+    database, rows = await _on_writer(config, "vacuum", "VACUUM")
+    if database is None:
+        return dict(rows)
+    return {"ok": True, "bytes_before": before, "bytes_after": file_bytes(database)}
+
+
+async def integrity(config: Config, *, full: bool = False) -> dict[str, Any]:
+    """`PRAGMA quick_check` (or `integrity_check` with `full`) on a read connection; changes nothing."""
+    database = database_file(config)
+    if database is None:
+        return {"ok": True, "skipped": "integrity: PostgreSQL checks its pages itself (see amcheck)"}
+    report = await asyncio.to_thread(describe, database, full=full)
+    return {"ok": report["check"] == "ok", **report}
