@@ -11,6 +11,7 @@ from worker.cli.bench import bench
 from worker.cli.db import db_app
 from worker.cli.dlq import dlq_app
 from worker.cli.events import events_app
+from worker.cli.ops import ops_app
 from worker.cli.publish import publish
 from worker.cli.run import up, worker
 from worker.cli.serve import api
@@ -33,6 +34,7 @@ app.command()(status)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(ops_app, name="ops")
 app.command()(bench)
 
 

@@ -50,7 +50,7 @@ async def rebuild_stats(config: Config, *, check: bool = False) -> dict[str, Any
         }
         sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         closed = select(Signal.bot_id, Signal.pnl_percent, amount_units).where(Signal.status == "closed")
-        for bot_id, pnl_percent, amount in await session.execute(closed.execution_options(yield_per=10_000)):
+        async for bot_id, pnl_percent, amount in await session.stream(closed.execution_options(yield_per=10_000)):
             total = sums[bot_id]
             won = is_win(pnl_percent or 0.0)
             total[0] += 1

@@ -7,9 +7,11 @@ outcome in Redis (`<queue>:ops:last`, a hash by operation) for `komas status` an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import Any
 
 from arq import cron
@@ -29,6 +31,22 @@ SCHEDULED = ("backup", "checkpoint", "optimize", "purge", "wal-watch")
 CRON_NAMES = tuple(f"cron:ops:{name}" for name in SCHEDULED)
 
 
+#: The job function's name, as the CLI and the API enqueue it.
+MAINTENANCE_JOB = "maintenance"
+
+
+#: One maintenance operation at a time in a worker (two backups at once would race their rotation).
+_RUNNING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _one_at_a_time() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _RUNNING.get(loop)
+    if lock is None:
+        lock = _RUNNING[loop] = asyncio.Lock()
+    return lock
+
+
 def last_runs_key(queue: str) -> str:
     return f"{queue}:ops:last"
 
@@ -37,7 +55,12 @@ async def maintenance(ctx: dict[str, Any], name: Any = None, options: Any = None
     """Run one maintenance operation in the worker (the single writer) and answer its report."""
     config: Config = ctx.get("config") or get_config()
     started, at = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = await run_operation(config, name, options)
+    try:
+        async with _one_at_a_time():
+            result = await run_operation(config, name, options)
+    except Exception as exc:  # reported to the caller, who waits for an answer, not for a failed job
+        log.exception("maintenance %s failed", name)
+        result = {"operation": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000]}
     seconds = round(time.monotonic() - started, 3)
     level = logging.INFO if result.get("ok") else logging.WARNING
     log.log(level, "maintenance %s: %s in %.1fs", name, "ok" if result.get("ok") else result.get("error"), seconds)

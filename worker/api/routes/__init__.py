@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from worker.api.routes import bots, cache, dead_letters, events, health, info, presets, settings, signals
+from worker.api.routes import bots, cache, dead_letters, events, health, info, ops, presets, settings, signals
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -14,4 +14,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     signals.router,
     dead_letters.router,
     events.router,
+    ops.router,
 )
