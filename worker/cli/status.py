@@ -14,7 +14,7 @@ from worker.config import Config, get_config
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Queue depth, oldest queued age, worker health, the active worker and standbys, dead letters, last applied
-    event, database size.
+    event, database size, and maintenance: each job's last run and next one, the last backup, WAL size.
 
     Each half is reported even when the other cannot be read (Redis down, database not created yet);
     the exit code is then 1 and the reason is on stderr.
@@ -22,7 +22,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     Example: [bold]komas status --json[/bold]
     """
     config = get_config()
-    report: dict[str, dict[str, Any]] = {"queue": _queue(config), "database": _database(config)}
+    report: dict[str, dict[str, Any]] = {
+        "queue": _queue(config),
+        "database": _database(config),
+        "maintenance": _maintenance(config),
+    }
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -41,6 +45,12 @@ def _queue(config: Config) -> dict[str, Any]:
         return asyncio.run(queue_status(config))
     except (redis.RedisError, OSError) as exc:
         return {"queue": config.queue, "error": f"Redis at {config.redis_url} does not answer: {exc}"}
+
+
+def _maintenance(config: Config) -> dict[str, Any]:
+    from worker.runtime.status import maintenance_status
+
+    return asyncio.run(maintenance_status(config))
 
 
 def _database(config: Config) -> dict[str, Any]:
@@ -81,9 +91,27 @@ def _print(report: dict[str, dict[str, Any]]) -> None:
             ("last applied", "-" if not last else f"{last['type']} {last['event_id']} at {last['at']}"),
             ("database size", "-" if size is None else f"{size:,} bytes"),
         ]
+    rows += _maintenance_rows(report["maintenance"])
     for name, value in rows:
         table.add_row(name, str(value))
     Console().print(table)
+
+
+def _maintenance_rows(maintenance: dict[str, Any]) -> list[tuple[str, object]]:
+    backup = maintenance.get("last_backup")
+    rows: list[tuple[str, object]] = [
+        ("last backup", "none" if not backup else f"{backup['at']}, {backup['bytes']:,} bytes, {backup['file']}"),
+        ("WAL size", f"{maintenance['wal_bytes']:,} bytes" if "wal_bytes" in maintenance else "-"),
+        ("database file", f"{maintenance['database_bytes']:,} bytes" if "database_bytes" in maintenance else "-"),
+        ("dedup window", f"{maintenance['dedup_window_s'] / 86400:g} days"),
+    ]
+    runs = maintenance.get("last_runs", {})
+    for name in sorted(set(runs) | set(maintenance["next_runs"])):
+        last = runs.get(name)
+        said = "never run" if not last else f"{'ok' if last['ok'] else 'FAILED: ' + str(last['error'])} at {last['at']}"
+        upcoming = maintenance["next_runs"].get(name)
+        rows.append((f"ops {name}", said + (f"; next {upcoming}" if upcoming else "; not scheduled")))
+    return rows
 
 
 def _describe(worker: dict[str, Any] | None) -> str:

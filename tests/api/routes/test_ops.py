@@ -61,3 +61,16 @@ async def test_without_a_worker_the_answer_is_202_and_the_job_can_be_looked_up(m
         assert looked_up.json()["status"] == "queued"
         missing = await client.get("/api/ops/jobs/no-such-job", headers=AUTH)
         assert missing.status_code == 404
+
+
+async def test_status_shows_the_queue_and_each_maintenance_jobs_last_and_next_run(
+    client: httpx.AsyncClient, worker: RunningWorker
+) -> None:
+    assert (await client.post("/api/ops/backup", headers=AUTH)).json()["ok"] is True
+    status = (await client.get("/api/status")).json()
+    assert status["queue"]["depth"] >= 0
+    maintenance = status["maintenance"]
+    assert maintenance["last_runs"]["backup"]["ok"] is True
+    assert maintenance["last_backup"]["file"] == maintenance["last_runs"]["backup"]["file"]
+    assert set(maintenance["next_runs"]) == {"backup", "checkpoint", "optimize", "purge"}
+    assert maintenance["dedup_window_s"] > 0

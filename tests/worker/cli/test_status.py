@@ -41,8 +41,10 @@ def test_status_with_the_worker_down(komas: Komas) -> None:
 
     report = status_json(komas)
 
-    assert set(report) == {"queue", "database"}
+    assert set(report) == {"queue", "database", "maintenance"}
     queue, database = report["queue"], report["database"]
+    assert report["maintenance"]["last_runs"] == {}  # nothing maintained yet
+    assert report["maintenance"]["last_backup"] is None
     assert set(queue) == {"queue", "depth", "oldest_age_s", "worker", "writer"}
     assert (queue["queue"], queue["depth"], queue["worker"]) == (komas.queue, 2, None)
     assert queue["writer"] == {"partition": "main", "active": None, "standbys": []}  # a stopped worker let go

@@ -20,6 +20,7 @@ from tests.e2e.conftest import E2E
 from worker import BotManager
 from worker.config import Config
 from worker.runtime.maintenance_jobs import MAINTENANCE_JOB, maintenance_cron_jobs
+from worker.runtime.status import maintenance_status
 from worker.store.db import transaction
 
 
@@ -120,6 +121,10 @@ async def test_backups_beyond_keep_are_removed_and_said(e2e: E2E, tmp_path: Path
     assert all(report["ok"] for report in reports)
     assert sorted(p.name for p in (tmp_path / "b").glob("*.db")) == [Path(r["file"]).name for r in reports[1:]]
     assert [file for report in reports for file in report["removed"]] == [reports[0]["file"]]
+    shown = await maintenance_status(e2e.config)
+    assert shown["last_backup"]["file"] == reports[-1]["file"]
+    assert shown["last_runs"]["backup"]["ok"] is True
+    assert set(shown["next_runs"]) == {"backup", "checkpoint", "optimize", "purge"}
 
 
 async def test_checkpoint_optimize_vacuum_and_integrity_report_what_they_did(e2e: E2E) -> None:

@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from worker.api.routes import bots, cache, dead_letters, events, health, info, ops, presets, settings, signals
+from worker.api.routes import (
+    bots,
+    cache,
+    dead_letters,
+    events,
+    health,
+    info,
+    ops,
+    presets,
+    settings,
+    signals,
+    status,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -15,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     dead_letters.router,
     events.router,
     ops.router,
+    status.router,
 )
