@@ -4,6 +4,7 @@ file, PostgreSQL (where backups, checkpoints and vacuum belong to its own tools)
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,7 +38,7 @@ async def sqlite_config(tmp_path: Path) -> AsyncIterator[Config]:
 async def test_without_room_on_the_disk_backup_and_vacuum_refuse_saying_how_much(
     sqlite_config: Config, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(maintenance.shutil, "disk_usage", lambda _path: Usage(10, 10, 0))
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: Usage(10, 10, 0))
     report = await run_operation(sqlite_config, name, {})
     assert report["ok"] is False
     assert "free" in report["error"]
