@@ -36,6 +36,16 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "INFO",
     "writer_lease_ttl_s": 10.0,
     "writer_partition": "main",
+    "backup_dir": None,
+    "backup_keep": 7,
+    "retention_signals_days": 0,
+    "retention_dead_letters_days": 30,
+    "dedup_window_s": 35 * 86400,
+    "cron_backup_hours": 24,
+    "cron_checkpoint_minutes": 60,
+    "cron_checkpoint_wal_bytes": 64 * 1024 * 1024,
+    "cron_optimize_hours": 24,
+    "cron_purge_hours": 24,
 }
 
 #: For each field: what to put in its variable and what the field then holds.
@@ -65,6 +75,16 @@ READ: dict[str, tuple[str, Any]] = {
     "log_level": ("DEBUG", "DEBUG"),
     "writer_lease_ttl_s": ("4.5", 4.5),
     "writer_partition": ("eu", "eu"),
+    "backup_dir": ("/srv/komas/backups", "/srv/komas/backups"),
+    "backup_keep": ("14", 14),
+    "retention_signals_days": ("365", 365),
+    "retention_dead_letters_days": ("0", 0),
+    "dedup_window_s": ("4000000", 4_000_000),
+    "cron_backup_hours": ("6", 6),
+    "cron_checkpoint_minutes": ("0", 0),
+    "cron_checkpoint_wal_bytes": ("0", 0),
+    "cron_optimize_hours": ("12", 12),
+    "cron_purge_hours": ("0", 0),
 }
 
 BAD: list[tuple[str, str, str]] = [
@@ -97,6 +117,10 @@ BAD: list[tuple[str, str, str]] = [
     ("API_PORT", "-1", "greater than or equal to 0"),
     ("LOG_LEVEL", "VERBOSE", "pattern"),
     ("LOG_LEVEL", "", "pattern"),
+    ("BACKUP_KEEP", "0", "greater than or equal to 1"),
+    ("CRON_BACKUP_HOURS", "25", "less than or equal to 24"),
+    ("RETENTION_SIGNALS_DAYS", "-1", "greater than or equal to 0"),
+    ("DEDUP_WINDOW_S", "0", "greater than 0"),
 ]
 
 
@@ -158,3 +182,15 @@ def test_config_error_is_a_value_error() -> None:
 def test_unrelated_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOMAS_NOT_A_SETTING", "whatever")
     assert load_config().queue == DEFAULT_QUEUE
+
+
+def test_a_dedup_window_a_redelivery_could_outlive_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOMAS_JOB_TTL_S", "3600")
+    monkeypatch.setenv("KOMAS_PARK_TIMEOUT_S", "600")
+    monkeypatch.setenv("KOMAS_DEDUP_WINDOW_S", "4200")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    message = str(caught.value)
+    assert "KOMAS_DEDUP_WINDOW_S (4200) must be longer than KOMAS_JOB_TTL_S + KOMAS_PARK_TIMEOUT_S (4200)" in message
+    monkeypatch.setenv("KOMAS_DEDUP_WINDOW_S", "4201")
+    assert load_config().dedup_window_s == 4201

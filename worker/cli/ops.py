@@ -86,19 +86,28 @@ def backup(
 
 @ops_app.command()
 def checkpoint(timeout: float = TIMEOUT) -> None:
-    """Checkpoint the WAL into the database and truncate it (reports its size before and after)."""
+    """Checkpoint the WAL into the database and truncate it (reports its size before and after).
+
+    Example: [bold]komas ops checkpoint[/bold]
+    """
     run_op("checkpoint", {}, timeout)
 
 
 @ops_app.command()
 def optimize(timeout: float = TIMEOUT) -> None:
-    """PRAGMA optimize: refresh the query planner's statistics where they went stale."""
+    """PRAGMA optimize: refresh the query planner's statistics where they went stale.
+
+    Example: [bold]komas ops optimize[/bold]
+    """
     run_op("optimize", {}, timeout)
 
 
 @ops_app.command()
 def vacuum(timeout: float = TIMEOUT) -> None:
-    """A full VACUUM: rewrite the database compactly (needs free disk for a copy; writes wait meanwhile)."""
+    """A full VACUUM: rewrite the database compactly (needs free disk for a copy; writes wait meanwhile).
+
+    Example: [bold]komas ops vacuum --timeout 7200[/bold]
+    """
     run_op("vacuum", {}, timeout)
 
 
@@ -107,7 +116,10 @@ def integrity(
     full: bool = typer.Option(False, "--full", help="PRAGMA integrity_check instead of quick_check."),
     timeout: float = TIMEOUT,
 ) -> None:
-    """Check the database file; changes nothing. Exit 1 when it is not ok."""
+    """Check the database file; changes nothing. Exit 1 when it is not ok.
+
+    Example: [bold]komas ops integrity --full[/bold]
+    """
     run_op("integrity", {"full": full}, timeout)
 
 
@@ -120,6 +132,8 @@ def purge(
     KOMAS_RETENTION_DEAD_LETTERS_DAYS, closed signals older than KOMAS_RETENTION_SIGNALS_DAYS (off by default).
 
     Deletes in small transactions while events keep flowing; never touches an open signal.
+
+    Example: [bold]komas ops purge --dry-run[/bold]
     """
     run_op("purge", {"dry_run": dry_run}, timeout)
 
@@ -132,5 +146,7 @@ def rebuild_stats(
     """Recompute every bot's counters from its closed signals with the worker's rules; fix the ones that differ.
 
     Reports each bot whose stored counters differed, before and after.
+
+    Example: [bold]komas ops rebuild-stats --check[/bold]
     """
     run_op("rebuild-stats", {"check": check}, timeout)
