@@ -153,8 +153,13 @@ def _take_backup(database: Path, directory: Path, full: bool) -> dict[str, Any]:
 
 
 def backups(directory: Path) -> list[Path]:
-    """The backups in `directory`, oldest first (their names sort by time)."""
-    return sorted(directory.glob(f"{BACKUP_PREFIX}*.db")) if directory.exists() else []
+    """The backups in `directory`, oldest first (their names sort by time).
+
+    Only this module's own, `komas-<UTC stamp>.db`: the copies taken before a migration
+    (`komas-pre-migration-...`) sort after every stamp and would otherwise count as the newest, so
+    that enough of them made each new backup rotate itself away at once.
+    """
+    return sorted(directory.glob(f"{BACKUP_PREFIX}[0-9]*.db")) if directory.exists() else []
 
 
 def _rotate(directory: Path, keep: int) -> list[str]:

@@ -85,14 +85,15 @@ class Database:
         return self._sqlite_writer
 
     async def ensure_schema(self) -> None:
-        """Apply pending migrations once, before the first session is handed out."""
+        """Apply pending migrations once, before the first session is handed out; a SQLite database
+        that holds tables is copied to `backups/` first (`worker.store.safety`)."""
         if self._schema_ready:
             return
         async with self._schema_lock:
             if not self._schema_ready:
-                from worker.store.migrate import upgrade
+                from worker.store.migrate import migrate_to_head
 
-                await upgrade(self.writer)
+                await migrate_to_head(self.writer, self.url)
                 self._schema_ready = True
 
     async def dispose(self) -> None:
