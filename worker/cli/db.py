@@ -22,17 +22,24 @@ db_app = typer.Typer(
 def db_upgrade(
     revision: str = typer.Argument("head", help="Target revision (default: the latest)."),
 ) -> None:
-    """Apply pending migrations to KOMAS_DATABASE_URL.
+    """Apply pending migrations to KOMAS_DATABASE_URL (a SQLite database that holds data is copied to
+    backups/komas-pre-migration-... first, as the worker does).
 
     Example: [bold]komas db upgrade[/bold]
     """
     from worker.store.db import create_engine
-    from worker.store.migrate import current_revision, upgrade
+    from worker.store.migrate import current_revision, migrate_to_head, upgrade
 
     async def run() -> str | None:
-        engine = create_engine(get_config().database_url)
+        url = get_config().database_url
+        engine = create_engine(url)
         try:
-            await upgrade(engine, revision)
+            if revision == "head":
+                copy = await migrate_to_head(engine, url)
+                if copy is not None:
+                    typer.echo(f"copied the database to {copy} before migrating it")
+            else:
+                await upgrade(engine, revision)
             return await current_revision(engine)
         finally:
             await engine.dispose()

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from worker.cli._common import fail
+from worker.cli.restore import restore_command
 from worker.config import get_config
 
 ops_app = typer.Typer(
@@ -150,3 +151,6 @@ def rebuild_stats(
     Example: [bold]komas ops rebuild-stats --check[/bold]
     """
     run_op("rebuild-stats", {"check": check}, timeout)
+
+
+ops_app.command("restore")(restore_command)
