@@ -104,47 +104,20 @@ def _every(step: int, size: int) -> set[int]:
 def maintenance_cron_jobs(config: Config) -> list[CronJob]:
     """The schedule from the settings; a job set to 0 is not registered at all."""
     options: dict[str, Any] = {"timeout": MAINTENANCE_TIMEOUT_S, "unique": True, "keep_result": 3600}
-    jobs: list[CronJob] = []
-    if config.cron_backup_hours:
-        jobs.append(
-            cron(
-                _scheduled("backup"),
-                name="cron:ops:backup",
-                hour=_every(config.cron_backup_hours, 24),
-                minute={17},
-                **options,
-            )
-        )
+    #: name → (every N hours, minute) or (every N minutes, second), as the settings say; 0: off.
+    hourly = {
+        "backup": (config.cron_backup_hours, 17),
+        "optimize": (config.cron_optimize_hours, 29),
+        "purge": (config.cron_purge_hours, 43),
+    }
+    jobs: list[CronJob] = [
+        cron(_scheduled(name), name=f"cron:ops:{name}", hour=_every(hours, 24), minute={minute}, **options)
+        for name, (hours, minute) in hourly.items()
+        if hours
+    ]
     if config.cron_checkpoint_minutes:
-        jobs.append(
-            cron(
-                _scheduled("checkpoint"),
-                name="cron:ops:checkpoint",
-                minute=_every(config.cron_checkpoint_minutes, 60),
-                second={41},
-                **options,
-            )
-        )
-    if config.cron_optimize_hours:
-        jobs.append(
-            cron(
-                _scheduled("optimize"),
-                name="cron:ops:optimize",
-                hour=_every(config.cron_optimize_hours, 24),
-                minute={29},
-                **options,
-            )
-        )
-    if config.cron_purge_hours:
-        jobs.append(
-            cron(
-                _scheduled("purge"),
-                name="cron:ops:purge",
-                hour=_every(config.cron_purge_hours, 24),
-                minute={43},
-                **options,
-            )
-        )
+        every = _every(config.cron_checkpoint_minutes, 60)
+        jobs.append(cron(_scheduled("checkpoint"), name="cron:ops:checkpoint", minute=every, second={41}, **options))
     if config.cron_checkpoint_wal_bytes and database_file(config) is not None:
         jobs.append(cron(wal_watch, name="cron:ops:wal-watch", second={7}, **options))
     return jobs

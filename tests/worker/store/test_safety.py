@@ -10,12 +10,11 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 import worker.store.migrate
+from tests.worker.ops.test_restore import make_old_database
 from worker import BotManager, close_db, init_db
-from worker.store.db import create_engine
-from worker.store.migrate import head_revision, upgrade
+from worker.store.migrate import head_revision
 from worker.store.safety import PreMigrationBackupFailed
 
 HEAD = head_revision()
@@ -28,23 +27,6 @@ def path_of(url: str) -> Path:
 def read(database: Path, sql: str) -> list[tuple[object, ...]]:
     with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
         return connection.execute(sql).fetchall()
-
-
-async def make_old_database(url: str, revision: str = "0005") -> None:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine, revision)
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO bots (name, symbol, timeframe, config, position_size, is_active, telegram_enabled,"
-                    " total_signals, total_wins, total_losses, total_profit, created_at, updated_at)"
-                    " VALUES ('old', 'BTCUSDT', '1h', '{}', 100.0, 0, 0, 2, 1, 1, 12.5,"
-                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                )
-            )
-    finally:
-        await engine.dispose()
 
 
 async def test_a_database_behind_head_is_copied_before_it_is_migrated(
