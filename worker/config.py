@@ -89,6 +89,10 @@ class Config(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Where `komas worker` serves /metrics (0: not served)."
+    )
+
     # --- maintenance (`komas ops`, and its schedule) ---
     backup_dir: str | None = Field(
         default=None, description="Where `backup` writes; default: backups/ next to the SQLite database."

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from worker.api.errors import install_error_handlers
 from worker.api.limits import BodySizeLimit, BodyTimeout
+from worker.api.metrics import RequestMetrics
+from worker.api.metrics import router as metrics_router
 from worker.api.render import SafeJSONResponse
 from worker.api.resources import Resources
 from worker.api.routes import ROUTERS
@@ -51,9 +53,11 @@ def create_app(config: Config) -> FastAPI:
     app.state.config = config
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(metrics_router)
     install_error_handlers(app)
     # The last added runs first: the guard refuses before any body is read, then size, then time.
     app.add_middleware(BodyTimeout, timeout_s=config.api_body_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
     app.add_middleware(RequestGuard, token_configured=config.api_token is not None)
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, refusals included
     return app

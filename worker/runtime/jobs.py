@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from worker.apply.parking import park, pass_window, request_pass, retry_parked
 from worker.apply.registry import apply_trading, is_set_based, set_based
 from worker.config import Config, get_config
 from worker.failpoints import failpoint
+from worker.runtime import metrics
 from worker.runtime.group_commit import GroupCommitter, RunAlone
 from worker.runtime.heartbeat import job_lock_heartbeat
 from worker.runtime.poison import PoisonJob
@@ -59,6 +61,8 @@ class BatchReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     #: Answers of command handlers by event id (e.g. the id of a created preset).
     results: dict[str, Any] = field(default_factory=dict)
+    #: How many events of each (type, outcome): the worker's metrics.
+    tally: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def as_result(self) -> dict[str, Any]:
         return {
@@ -92,6 +96,7 @@ async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: st
     await DeadLetterManager.record(raw, reason, event_id=event_id, event_type=event_type)
     log.error("event %s dead-lettered: %s", event_id, reason)
     report.dead_lettered.append({"event_id": event_id, "reason": reason})
+    report.tally[(event_type or "", "dead_lettered")] += 1
 
 
 async def validate(raw_events: Sequence[Any], report: BatchReport, config: Config) -> list[BaseEvent]:
@@ -190,6 +195,7 @@ async def apply_all(events: list[BaseEvent], report: BatchReport, committer: Gro
             applied_flags, results = await apply_in_transaction(events)
     for event, applied in zip(events, applied_flags, strict=True):
         (report.applied if applied else report.duplicates).append(str(event.event_id))
+        report.tally[(event.type, "applied" if applied else "duplicate")] += 1
     report.results.update(results)
 
 
@@ -211,6 +217,7 @@ async def reject(event: BaseEvent, exc: BaseException, report: BatchReport) -> N
     rejection = {"event_id": str(event.event_id), "type": event.type, "status": status, "reason": describe(exc)}
     log.info("command %s (%s) refused: %s", event.event_id, event.type, rejection["reason"])
     report.rejected.append(rejection)
+    report.tally[(event.type, "rejected")] += 1
 
 
 async def apply_isolating(
@@ -235,6 +242,7 @@ async def apply_isolating(
             elif isinstance(exc, MissingDependencyError):
                 await park(event, str(exc))
                 report.parked.append(str(event.event_id))
+                report.tally[(event.type, "parked")] += 1
             else:
                 await dead_letter(report, _as_payload(event), describe(exc), event.type)
             return
@@ -314,6 +322,8 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
         event_id = event_id_of(raw_events[0])
         if event_id is not None and await _settled_ids([event_id], parked_too=True):
             report.duplicates.append(event_id)
+            raw = raw_events[0]
+            report.tally[(str(raw.get("type", "")) if isinstance(raw, dict) else "", "duplicate")] += 1
             return
         await dead_letter(report, raw_events[0], f"the worker crashed {job_try - 1} times while applying this event")
         return
@@ -325,6 +335,20 @@ async def _after_crashes(ctx: dict[str, Any], raw_events: list[Any], report: Bat
 
 async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, Any]:
     """The job: one batch of raw events, exactly as the producer sent it (see `worker.runtime.poison` for the shape)."""
+    started = time.monotonic()
+    result, report = await _apply_events(ctx, raw_events)
+    metrics.count_events(report.tally)
+    metrics.observe_job(len(raw_events), started, _enqueued_ms(ctx), "requeued" if "requeued" in result else "done")
+    return result
+
+
+def _enqueued_ms(ctx: dict[str, Any]) -> int | None:
+    enqueued = ctx.get("enqueue_time")
+    return int(enqueued.timestamp() * 1000) if enqueued is not None else None
+
+
+async def _apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> tuple[dict[str, Any], BatchReport]:
+    """`apply_events`: the job's result, and the report it was made from (counted by the metrics)."""
     config: Config = ctx.get("config") or get_config()
     batch = raw_events
     report = BatchReport()
@@ -333,16 +357,17 @@ async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, 
             if len(batch) > config.max_batch:  # one dead letter for the whole batch: one row, not a million
                 reason = f"a batch of {len(batch)} events, over the limit of {config.max_batch} (KOMAS_MAX_BATCH)"
                 await dead_letter(report, batch, f"job {ctx.get('job_id')}: {reason}")
-                return report.as_result()
+                return report.as_result(), report
             if int(ctx.get("job_try", 1)) > config.max_crashes:
                 await _after_crashes(ctx, batch, report)
-                return report.as_result() | {"split": len(batch) > 1}
+                return report.as_result() | {"split": len(batch) > 1}, report
             committer: GroupCommitter | None = ctx.get("committer")
             with committer.expecting() if committer is not None else contextlib.nullcontext():
                 report = await process_batch(batch, config, committer)
             _outage(ctx).over()
         except Exception as exc:
-            return await _recover(ctx, batch, exc)
+            recovery = BatchReport()
+            return await _recover(ctx, batch, exc, recovery), recovery
     log.info(
         "job %s, batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
         ctx.get("job_id"),
@@ -353,11 +378,11 @@ async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, 
         len(report.dead_lettered),
         len(report.rejected),
     )
-    return report.as_result()
+    return report.as_result(), report
 
 
-async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception) -> dict[str, Any]:
-    """Never let an exception reach arq (it would drop the job): re-enqueue or dead-letter instead."""
+async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception, report: BatchReport) -> dict[str, Any]:
+    """Never let an exception reach arq (it would drop the job): re-enqueue or dead-letter (into `report`)."""
     try:
         if is_transient(exc):
             delay = _outage(ctx).delay_s()
@@ -365,7 +390,6 @@ async def _recover(ctx: dict[str, Any], batch: list[Any], exc: Exception) -> dic
             await requeue(ctx, batch, delay_s=delay)
             return {"requeued": len(batch), "reason": describe(exc)}
         log.exception("unexpected error applying a batch; its unapplied events are dead-lettered")
-        report = BatchReport()
         reason = "unexpected error: " + "".join(traceback.format_exception_only(exc)).strip()
         applied = await _settled_ids([event_id_of(raw) for raw in batch], parked_too=False)
         for raw in batch:

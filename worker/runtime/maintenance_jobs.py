@@ -21,6 +21,7 @@ from arq.typing import WorkerCoroutine
 from worker.config import Config, get_config
 from worker.ops.catalogue import run_operation
 from worker.ops.maintenance import database_file, wal_bytes
+from worker.runtime import metrics
 
 log = logging.getLogger("komas.ops")
 
@@ -62,6 +63,8 @@ async def maintenance(ctx: dict[str, Any], name: Any = None, options: Any = None
         log.exception("maintenance %s failed", name)
         result = {"operation": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000]}
     seconds = round(time.monotonic() - started, 3)
+    known = isinstance(name, str) and "operation" in result
+    metrics.MAINTENANCE_RUNS.labels(name if known else "other", "ok" if result.get("ok") else "failed").inc()
     level = logging.INFO if result.get("ok") else logging.WARNING
     log.log(level, "maintenance %s: %s in %.1fs", name, "ok" if result.get("ok") else result.get("error"), seconds)
     redis = ctx.get("redis")

@@ -25,6 +25,7 @@ from arq.connections import RedisSettings
 from worker.apply.registry import check_complete
 from worker.config import Config, get_config
 from worker.ops.dead_letters import dlq_drop, dlq_replay
+from worker.runtime import metrics
 from worker.runtime.group_commit import GroupCommitter
 from worker.runtime.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.runtime.komas_worker import KomasWorker
@@ -70,11 +71,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     lease: WriterLease | None = ctx.get("writer_lease")
     if lease is not None:  # run_forever took it: fence every write transaction, keep it renewed
         database.fence = await claim_fence(lease)
+        metrics.LEASE_TOKEN.set(database.fence.token)
         ctx["lease_keeper"] = asyncio.create_task(lease.keep(database.fence, ctx["on_lease_lost"]))
     committer = GroupCommitter(apply_in_transaction)
     committer.start()
     ctx["committer"] = committer
     await warm_up(database, ctx.get("redis"), connections=warm_connections(config))
+    if ctx.get("redis") is not None:
+        ctx["metrics_refresher"] = asyncio.create_task(metrics.keep_refreshed(config, ctx["redis"]))
     tune_gc()
 
 
@@ -110,9 +114,11 @@ def tune_gc() -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    keeper: asyncio.Task[None] | None = ctx.pop("lease_keeper", None)
-    if keeper is not None:
-        keeper.cancel()
+    for name in ("lease_keeper", "metrics_refresher"):
+        task: asyncio.Task[None] | None = ctx.pop(name, None)
+        if task is not None:
+            task.cancel()
+    metrics.LEASE_TOKEN.set(0)
     committer: GroupCommitter | None = ctx.pop("committer", None)
     if committer is not None:
         await committer.stop()
@@ -192,6 +198,7 @@ async def run_forever(
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    metrics.serve(config.metrics_port)
     client = aioredis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
     lease = WriterLease(client, config.database_url, partition=config.writer_partition, ttl_s=config.writer_lease_ttl_s)
     delay = 1.0
