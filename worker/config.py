@@ -7,6 +7,7 @@ somewhere deep in a connection attempt.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,7 @@ class Config(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Where `komas api` and `komas up` listen.")
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object a line.")
 
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="Where `komas worker` serves /metrics (0: not served)."

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,11 +15,10 @@ T = TypeVar("T")
 
 
 def setup_logging() -> None:
-    logging.basicConfig(
-        level=get_config().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from worker.logs import configure
+
+    config = get_config()
+    configure(config.log_level, config.log_format)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

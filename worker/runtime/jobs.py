@@ -94,7 +94,7 @@ async def dead_letter(report: BatchReport, raw: Any, reason: str, event_type: st
     event_type = storable(event_type, 50) if event_type is not None else None
     reason = storable(reason, 2000)
     await DeadLetterManager.record(raw, reason, event_id=event_id, event_type=event_type)
-    log.error("event %s dead-lettered: %s", event_id, reason)
+    log.error("event %s dead-lettered: %s", event_id, reason, extra={"event_id": event_id})
     report.dead_lettered.append({"event_id": event_id, "reason": reason})
     report.tally[(event_type or "", "dead_lettered")] += 1
 
@@ -339,7 +339,51 @@ async def apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> dict[str, 
     result, report = await _apply_events(ctx, raw_events)
     metrics.count_events(report.tally)
     metrics.observe_job(len(raw_events), started, _enqueued_ms(ctx), "requeued" if "requeued" in result else "done")
+    SUMMARY.add(report.tally)
     return result
+
+
+@dataclass
+class WorkSummary:
+    """The INFO line of applied work: at most one every `every_s` seconds under load, none while idle."""
+
+    every_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    jobs: int = 0
+    tally: Counter[str] = field(default_factory=Counter)
+    since: float = 0.0
+
+    def add(self, tally: Counter[tuple[str, str]]) -> None:
+        if not self.jobs:
+            self.since = self.clock()
+        self.jobs += 1
+        for (_type, outcome), n in tally.items():
+            self.tally[outcome] += n
+        if self.clock() - self.since >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Log what was counted since the last line (nothing when nothing was)."""
+        if not self.jobs:
+            return
+        seconds = max(self.clock() - self.since, 1e-3)
+        counted = self.tally
+        log.info(
+            "%d jobs in %.1fs: %d events applied (%.0f/s), %d duplicate, %d parked, %d dead-lettered, %d rejected",
+            self.jobs,
+            seconds,
+            counted["applied"],
+            counted["applied"] / seconds,
+            counted["duplicate"],
+            counted["parked"],
+            counted["dead_lettered"],
+            counted["rejected"],
+        )
+        self.jobs, self.tally = 0, Counter()
+
+
+#: The worker's summary of applied work (one per process; flushed at shutdown).
+SUMMARY = WorkSummary()
 
 
 def _enqueued_ms(ctx: dict[str, Any]) -> int | None:
@@ -368,7 +412,7 @@ async def _apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> tuple[dic
         except Exception as exc:
             recovery = BatchReport()
             return await _recover(ctx, batch, exc, recovery), recovery
-    log.info(
+    log.debug(
         "job %s, batch of %d: %d applied, %d duplicate, %d parked, %d dead-lettered, %d rejected",
         ctx.get("job_id"),
         len(batch),
@@ -377,6 +421,7 @@ async def _apply_events(ctx: dict[str, Any], raw_events: list[Any]) -> tuple[dic
         len(report.parked),
         len(report.dead_lettered),
         len(report.rejected),
+        extra={"job_id": ctx.get("job_id")},
     )
     return report.as_result(), report
 

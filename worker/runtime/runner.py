@@ -27,7 +27,7 @@ from worker.config import Config, get_config
 from worker.ops.dead_letters import dlq_drop, dlq_replay
 from worker.runtime import metrics
 from worker.runtime.group_commit import GroupCommitter
-from worker.runtime.jobs import apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
+from worker.runtime.jobs import SUMMARY, apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.runtime.komas_worker import KomasWorker
 from worker.runtime.lease import LeaseLost, WriterLease, claim_fence
 from worker.runtime.maintenance_jobs import CRON_NAMES, MAINTENANCE_TIMEOUT_S, maintenance, maintenance_cron_jobs
@@ -114,6 +114,7 @@ def tune_gc() -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    SUMMARY.flush()
     for name in ("lease_keeper", "metrics_refresher"):
         task: asyncio.Task[None] | None = ctx.pop(name, None)
         if task is not None:

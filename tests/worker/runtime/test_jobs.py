@@ -22,6 +22,7 @@ from events.catalogue import BaseEvent
 from events.commands import DeleteSetting
 from worker import BotManager, SignalManager, close_db, init_db
 from worker.config import Config
+from worker.runtime import jobs
 from worker.runtime.group_commit import GroupCommitter
 from worker.runtime.jobs import apply_events, retry_parked_job
 from worker.store.db import read_session
@@ -106,11 +107,29 @@ async def test_a_batch_is_applied_and_its_ids_recorded(bot_id: int) -> None:
     assert bot.total_profit == pytest.approx(200.0 * 2.0 / 100)
 
 
-async def test_each_job_logs_one_line_naming_it(bot_id: int, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="komas.worker"):
+async def test_each_job_logs_one_debug_line_naming_it(bot_id: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="komas.worker"):
         event = created(bot_id, "a")
         await apply_events({**CTX, "job_id": "job-42"}, wire(event, event))
-    assert "job job-42, batch of 2: 1 applied, 1 duplicate, 0 parked, 0 dead-lettered, 0 rejected" in caplog.messages
+    line = "job job-42, batch of 2: 1 applied, 1 duplicate, 0 parked, 0 dead-lettered, 0 rejected"
+    assert [record.levelno for record in caplog.records if record.getMessage() == line] == [logging.DEBUG]
+
+
+async def test_at_info_applied_work_is_summed_up_at_most_every_few_seconds(
+    bot_id: int, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(jobs, "SUMMARY", jobs.WorkSummary(every_s=5.0, clock=lambda: clock[0]))
+    with caplog.at_level(logging.INFO, logger="komas.worker"):
+        for n in range(30):  # 30 jobs in 3 s: no line yet
+            await apply_events(CTX, wire(created(bot_id, f"s{n}")))
+            clock[0] += 0.1
+        assert not [m for m in caplog.messages if "jobs in" in m]
+        clock[0] += 2.0
+        await apply_events(CTX, wire(created(bot_id, "last")))
+        clock[0] += 60  # idle: nothing more is said
+    summaries = [m for m in caplog.messages if "jobs in" in m]
+    assert summaries == ["31 jobs in 5.0s: 31 events applied (6/s), 0 duplicate, 0 parked, 0 dead-lettered, 0 rejected"]
 
 
 async def test_an_empty_batch_does_nothing(bot_id: int) -> None:
