@@ -130,3 +130,52 @@ def test_percentiles_use_the_nearest_rank() -> None:
     latencies = [n / 1000 for n in range(1, 101)]  # 1 ms .. 100 ms
     assert percentiles_ms(latencies) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert percentiles_ms([]) == {}
+
+
+@pytest.mark.usefixtures("bench_env")
+def test_ops_workload_backs_up_and_purges_under_load() -> None:
+    rows, events = 20_000, 1_000
+    report = run_bench("ops", "--rows", str(rows), "--events", str(events))
+    assert {"cpu", "cores", "python", "sqlite", "redis"} <= report["machine"].keys()
+    (result,) = report["workloads"]
+    assert result["workload"] == "ops"
+    backup, purge, database = result["backup"], result["purge"], result["database"]
+    assert database["rows"] == rows
+    assert database["bytes"] > 0
+    for run in (backup["idle"], backup["under_load"]):
+        assert run["ok"] is True
+        assert run["check"] == "ok"
+        assert run["seconds"] > 0
+        assert run["bytes"] > 0
+    assert backup["report"]["counts"]["processed_events"] >= rows + events  # the filled rows and the baseline's
+    assert backup["baseline"]["events"] == events
+    assert backup["baseline"]["events_per_s"] > 0
+    during = backup["during"]
+    assert during["events_published"] >= events
+    assert 0 <= during["events_in_window"] <= during["events_published"]
+    assert during["window_s"] > 0
+    assert purge["ok"] is True
+    assert purge["rows_deleted"] == purge["rows_purgeable"] == rows
+    assert purge["seconds"] > 0
+    assert purge["baseline"]["events"] == events  # fewer than the default 2,500
+    assert set(purge["baseline"]["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert purge["during"]["events_published"] >= purge["during"]["events_in_window"]
+    # Every published event applied once; of the filled ones only their effects remain (their ids were purged).
+    applied = events + during["events_published"] + events + purge["during"]["events_published"]
+    counts = database["counts"]
+    assert counts["processed_events"] == applied
+    assert counts["signals"] + counts["backtest_results"] == rows + applied
+    assert counts["dead_letters"] == counts["parked_events"] == 0
+    assert result["worker"]["jobs_failed"] == 0
+    names = [target["target"] for target in result["targets"]]
+    assert len(names) == 4
+    assert all(isinstance(target["met"], bool) for target in result["targets"])
+    verified = next(target for target in result["targets"] if target["target"].startswith("backup under load"))
+    assert verified["met"] is True
+    deleted = next(target for target in result["targets"] if target["target"].startswith("purge deleted"))
+    assert deleted["met"] is True
+
+
+def test_ops_is_not_part_of_all() -> None:
+    assert "ops" not in workloads.WORKLOADS
+    assert "ops" in workloads.ALL_WORKLOADS

@@ -18,7 +18,9 @@ from pathlib import Path
 class CommitWatcher(threading.Thread):
     """Poll the scratch database; note when each event id first appears (or just count, for huge runs)."""
 
-    def __init__(self, db_path: Path, *, interval_s: float = 0.002, track_ids: bool = True) -> None:
+    def __init__(
+        self, db_path: Path, *, interval_s: float = 0.002, track_ids: bool = True, start_rowid: int = 0
+    ) -> None:
         super().__init__(name="bench-commit-watcher", daemon=True)
         self.db_path = db_path
         self._uri = f"{db_path.resolve().as_uri()}?mode=ro"
@@ -29,7 +31,8 @@ class CommitWatcher(threading.Thread):
         self.count = 0
         self.last_change_at = time.perf_counter()
         self.error: BaseException | None = None
-        self._last_rowid = 0
+        #: Rows up to this one were there before the run (a pre-filled database): neither counted nor timed.
+        self._last_rowid = start_rowid
         self._stop_event = threading.Event()
 
     def run(self) -> None:

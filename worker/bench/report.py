@@ -25,6 +25,22 @@ METHOD = (
     "same settings drains them (first job start → queue empty). Worker RSS is the worker process's own (VmRSS at "
     "ready and at the end, VmHWM for the peak)."
 )
+OPS_METHOD = (
+    "One scratch SQLite database is filled before the worker starts with set-based SQL inserts (not published: "
+    "the rows as the worker would have written them, processed_events plus, in runs of 1,000, backtest results "
+    "and signals, all applied a day ago); then one worker subprocess with the default settings, except a dedup "
+    "window of 600 s (job TTL 120 s + park timeout 60 s) so the filled rows are purgeable, and no maintenance "
+    "schedule (only the operation under test runs). Operations are `maintenance` jobs on the worker's queue, as "
+    "`komas ops` enqueues them; an operation's window is its job's start → finish as arq records it. Backup: "
+    "an idle backup first, then the bulk workload (publish_many of 1,000) undisturbed: events / (first publish "
+    "→ last commit) is the baseline; then bulk again with the backup enqueued as publishing starts and a backlog "
+    "kept queued until it answers (events built before, as many as the idle backup's duration x the baseline "
+    "rate x 3 allows); the rate during the backup = events seen committed in its window / the window. Purge: "
+    "the latency workload (single signal creates, open loop at a fixed rate) without, then during a purge of the "
+    "filled rows, publishing for as long as the purge runs; latency = first visible in processed_events - start "
+    "of the publish call, for the events published inside the purge's window. Commits are seen by a reader "
+    "polling processed_events every few ms (late by at most one poll)."
+)
 
 
 def machine_info(redis_url: str) -> dict[str, Any]:
@@ -125,12 +141,118 @@ def targets_table(results: list[dict[str, Any]]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for result in results:
         for target in result["targets"]:
-            value = target["value"]
-            measured = "—" if value is None else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
-            goal = f"{target['comparison']} {target['goal']:,g} {target['unit']}".strip()
-            mark = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
-            table.add_row(result["workload"], target["target"], f"{measured} {target['unit']}".strip(), goal, mark)
+            table.add_row(result["workload"], target["target"], *_target_cells(target))
     return table
+
+
+def _target_cells(target: dict[str, Any]) -> tuple[str, str, str]:
+    """Measured, goal, met: numbers with their unit, or the texts a target gives for them (ops' checks)."""
+    value = target["value"]
+    measured = "—" if value is None else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    measured = target.get("measured_text") or f"{measured} {target['unit']}".strip()
+    goal = target.get("goal_text") or f"{target['comparison']} {target['goal']:,g} {target['unit']}".strip()
+    mark = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
+    return measured, goal, mark
+
+
+def _mb(value: Any) -> str:
+    return "—" if value is None else f"{value / 1_000_000:,.0f} MB"
+
+
+def _ms(latency: dict[str, Any], point: str) -> str:
+    value = latency.get(point)
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def ops_tables(result: dict[str, Any]) -> list[Table]:
+    """`komas bench ops`: each operation's figures beside the same worker's without it, with the goals."""
+    targets = {target["target"]: target for target in result["targets"]}
+
+    def table(title: str) -> Table:
+        made = Table(title=title, title_justify="left")
+        for name, justify in (
+            ("figure", "left"),
+            ("baseline (no operation)", "right"),
+            ("during the operation", "right"),
+            ("during / baseline", "right"),
+            ("goal", "right"),
+            ("", "center"),
+        ):
+            made.add_column(name, justify=justify)  # type: ignore[arg-type]
+        return made
+
+    def goal(name: str) -> list[str]:
+        target = next((target for key, target in targets.items() if key.startswith(name)), None)
+        if target is None:
+            return ["", ""]
+        _measured, goal_text, mark = _target_cells(target)
+        return [goal_text, mark]
+
+    database, backup, purge = result["database"], result["backup"], result["purge"]
+    idle, loaded = backup["idle"], backup["under_load"]
+    first = table(
+        f"[bold]ops · backup[/bold] during bulk, on {database['rows']:,} events "
+        f"({_mb(database.get('bytes'))}, filled by SQL)"
+    )
+    first.add_row(
+        "backup duration, s",
+        _num(idle["seconds"], 2),
+        _num(loaded["seconds"], 2),
+        _ratio(loaded["seconds"], idle["seconds"]),
+        "",
+        "",
+    )
+    first.add_row(
+        "backup verified",
+        f"ok={idle['ok']}, {idle['check_kind']}: {idle['check']}",
+        f"ok={loaded['ok']}, {loaded['check_kind']}: {loaded['check']}",
+        "",
+        *goal("backup under load"),
+    )
+    first.add_row("backup file", _mb(idle["bytes"]), _mb(loaded["bytes"]), "", "", "")
+    during = backup["during"]
+    share = backup["share_pct"]
+    first.add_row(
+        "worker events/s (bulk)",
+        _num(backup["baseline"]["events_per_s"]),
+        _num(during["events_per_s"]),
+        "—" if share is None else f"{share:,.1f}%",
+        *goal("worker events/s during the backup"),
+    )
+    first.add_row(
+        "events measured",
+        f"{backup['baseline']['events']:,} (first publish → last commit)",
+        f"{during['events_in_window']:,} in {during['window_s']:,.2f} s"
+        + ("" if during["load_covered_backup"] else " (the load ended first)"),
+        "",
+        "",
+        "",
+    )
+    second = table(
+        f"[bold]ops · purge[/bold] during the latency workload at {purge['rate']:g} events/s "
+        f"({purge['rows_purgeable']:,} rows older than the dedup window)"
+    )
+    second.add_row("rows deleted", "", f"{purge['rows_deleted'] or 0:,}", "", *goal("purge deleted"))
+    second.add_row("purge duration, s", "", _num(purge["seconds"], 2), "", "", "")
+    base_latency, latency = purge["baseline"]["latency_ms"], purge["during"]["latency_ms"]
+    second.add_row(
+        "events measured",
+        f"{purge['baseline']['events']:,}",
+        f"{purge['during']['events_in_window']:,} published during the purge",
+        "",
+        "",
+        "",
+    )
+    for point in ("p50", "p95", "p99", "max"):
+        cells = goal("publish→commit p99") if point == "p99" else ["", ""]
+        second.add_row(
+            f"publish→commit {point}, ms",
+            _ms(base_latency, point),
+            _ms(latency, point),
+            _ratio(latency.get(point), base_latency.get(point)),
+            *cells,
+        )
+    return [first, second]
 
 
 def print_report(console: Console, machine: dict[str, Any], results: list[dict[str, Any]]) -> None:
@@ -140,6 +262,16 @@ def print_report(console: Console, machine: dict[str, Any], results: list[dict[s
     )
     for result in results:
         console.print()
+        if result["workload"] == "ops":
+            for table in ops_tables(result):
+                console.print(table)
+            console.print(
+                f"  worker: synchronous={result['worker']['synchronous']}, peak RSS "
+                f"{result['worker']['peak_rss_mb']:,.0f} MB, {result['worker']['jobs_failed']} failed jobs; the "
+                f"database filled in {result['database']['fill_s']:,.0f} s by SQL, not by publishing.",
+                style="dim",
+            )
+            continue
         console.print(workload_table(result))
         naive = result.get("naive")
         if naive:
@@ -151,4 +283,7 @@ def print_report(console: Console, machine: dict[str, Any], results: list[dict[s
     console.print()
     console.print(targets_table(results))
     console.print()
-    console.print(f"[dim]How: {METHOD}[/dim]")
+    if any(result["workload"] != "ops" for result in results):
+        console.print(f"[dim]How: {METHOD}[/dim]")
+    if any(result["workload"] == "ops" for result in results):
+        console.print(f"[dim]How (ops): {OPS_METHOD}[/dim]")

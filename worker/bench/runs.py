@@ -26,7 +26,15 @@ from worker.bench.workloads import Seeded
 #: Makes a progress callback for one (workload, variant) run, given its label and total.
 ProgressFactory = Callable[[str, int], Progress]
 
-DEFAULT_EVENTS = {"bulk": 100_000, "lifecycle": 20_000, "fan-in": 20_000, "latency": 2_500, "memory": 1_000_000}
+DEFAULT_EVENTS = {
+    "bulk": 100_000,
+    "lifecycle": 20_000,
+    "fan-in": 20_000,
+    "latency": 2_500,
+    "memory": 1_000_000,
+    "ops": 100_000,  # bulk events of each measured phase; the database holds `Sizes.rows` before
+}
+DEFAULT_ROWS = 1_000_000
 DEFAULT_NAIVE_EVENTS = 1_000
 DEFAULT_NOOP_JOBS = 3_000
 DESCRIPTIONS = {
@@ -35,6 +43,7 @@ DESCRIPTIONS = {
     "fan-in": "200 concurrent producers, each publishing single signal creates (ours: LingeringPublisher)",
     "latency": "single signal creates published one by one at a fixed rate; publish → commit",
     "memory": "small events (bot toggles) through the worker; its RSS at start and end",
+    "ops": "backup during bulk, purge during the latency workload, on a database of {rows:,} events",
 }
 
 
@@ -45,6 +54,8 @@ class Sizes:
     events: int
     naive_events: int
     noop_jobs: int
+    #: ops: the events the database holds before the worker starts.
+    rows: int = DEFAULT_ROWS
 
 
 def _many(events_of: Callable[[Seeded], list[BaseEvent]]) -> Callable[[Seeded], Publish]:
@@ -150,7 +161,15 @@ def _even(name: str, n: int) -> int:
 
 
 async def run_workload(name: str, sizes: Sizes, options: BenchOptions, progress: ProgressFactory) -> dict[str, Any]:
-    """Ours, then the naive design (and arq's no-op rate for fan-in), then the ratios and targets."""
+    """Ours, then the naive design (and arq's no-op rate for fan-in), then the ratios and targets.
+
+    `ops` is a run of its own (`worker.bench.under_load`): its baselines are the same worker without the operation.
+    """
+    if name == "ops":
+        from worker.bench.under_load import run_ops
+
+        description = DESCRIPTIONS[name].format(rows=sizes.rows)
+        return await run_ops(sizes.rows, sizes.events, options, progress, description=description)
     result: dict[str, Any] = {"workload": name, "description": DESCRIPTIONS[name]}
     events = _even(name, sizes.events)
     result["ours"] = await measure(

@@ -7,6 +7,7 @@ publishing them is ours).
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from events import BacktestFinished, BaseEvent, BotToggled, SignalClosed, SignalCreated
 
-#: What `komas bench` runs, in the order it runs them (`memory` is on demand only: it takes minutes).
+#: What `komas bench` runs, in the order it runs them (`memory` and `ops` are on demand only: they take minutes).
 WORKLOADS = ("bulk", "lifecycle", "fan-in", "latency")
-ALL_WORKLOADS = (*WORKLOADS, "memory")
+ALL_WORKLOADS = (*WORKLOADS, "memory", "ops")
 BOTS = 50
 PRESETS = 20
 FAN_IN_PRODUCERS = 200
@@ -95,8 +96,11 @@ class _Maker:
         return BotToggled(**self.envelope("ops"), bot_id=bot_id, active=bool(self.rng.getrandbits(1)))
 
 
-def bulk(n: int, seeded: Seeded, *, seed: int, chunk: int = 1000) -> list[list[BaseEvent]]:
-    """The optimizer's `publish_many` calls: `chunk` events each, backtest results and signal creates by turns."""
+def bulk(n: int, seeded: Seeded, *, seed: int, chunk: int = 1000, prefix: str = "bulk") -> list[list[BaseEvent]]:
+    """The optimizer's `publish_many` calls: `chunk` events each, backtest results and signal creates by turns.
+
+    Signal uids are `{prefix}-{number}`: two streams with different prefixes (and seeds) never collide.
+    """
     maker = _Maker(seed)
     calls: list[list[BaseEvent]] = []
     for number, start in enumerate(range(0, n, chunk)):
@@ -105,7 +109,7 @@ def bulk(n: int, seeded: Seeded, *, seed: int, chunk: int = 1000) -> list[list[B
             calls.append([maker.backtest(maker.rng.choice(seeded.preset_ids)) for _ in range(size)])
         else:
             bots = seeded.bot_ids
-            calls.append([maker.created(maker.rng.choice(bots), f"bulk-{start + i}") for i in range(size)])
+            calls.append([maker.created(maker.rng.choice(bots), f"{prefix}-{start + i}") for i in range(size)])
     return calls
 
 
@@ -139,10 +143,16 @@ def fan_in(n: int, seeded: Seeded, *, seed: int, producers: int = FAN_IN_PRODUCE
     return streams
 
 
-def paced(n: int, seeded: Seeded, *, seed: int) -> list[BaseEvent]:
+def paced(n: int, seeded: Seeded, *, seed: int, prefix: str = "lat") -> list[BaseEvent]:
     """Single signal creates, for the latency run at a fixed rate."""
+    return list(itertools.islice(paced_stream(seeded, seed=seed, prefix=prefix), n))
+
+
+def paced_stream(seeded: Seeded, *, seed: int, prefix: str = "lat") -> Iterator[BaseEvent]:
+    """The same single signal creates as `paced`, without end (for a run as long as an operation takes)."""
     maker = _Maker(seed)
-    return [maker.created(seeded.bot_ids[i % len(seeded.bot_ids)], f"lat-{i}") for i in range(n)]
+    for i in itertools.count():
+        yield maker.created(seeded.bot_ids[i % len(seeded.bot_ids)], f"{prefix}-{i}")
 
 
 def memory(n: int, seeded: Seeded, *, seed: int, chunk: int = 1000) -> Iterator[list[BaseEvent]]:

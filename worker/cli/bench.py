@@ -19,6 +19,7 @@ class Workload(StrEnum):
     fan_in = "fan-in"
     latency = "latency"
     memory = "memory"
+    ops = "ops"
     all = "all"
 
 
@@ -36,14 +37,18 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def bench(
-    workload: Workload = typer.Argument(Workload.all, help="What to run; `all` is every workload but memory."),
+    workload: Workload = typer.Argument(Workload.all, help="What to run; `all` is every workload but memory and ops."),
     events: int = typer.Option(
         None,
         "--events",
         "-n",
         min=1,
         help="Events for our worker (default per workload: bulk 100,000, "
-        "lifecycle 20,000, fan-in 20,000, latency 2,500, memory 1,000,000).",
+        "lifecycle 20,000, fan-in 20,000, latency 2,500, memory 1,000,000; ops: bulk events of each phase, "
+        "100,000, and at most 2,500 latency events before the purge).",
+    ),
+    rows: int = typer.Option(
+        1_000_000, "--rows", min=1, help="ops: events the database holds (filled by SQL) before the worker starts."
     ),
     naive_events: int = typer.Option(
         1_000,
@@ -74,10 +79,12 @@ def bench(
     queue. The worker runs as a subprocess (its RSS is measured) and is ready before the clock starts.
     [bold]all[/bold] (bulk, lifecycle, fan-in, latency) takes a minute or two on two cores; the naive
     design is measured on --naive-events and compared as a rate. [bold]memory[/bold] pushes one million
-    events through the worker (minutes) and runs only when asked.
+    events through the worker (minutes) and runs only when asked. [bold]ops[/bold] fills a database with
+    --rows events, then measures a backup during the bulk workload and a purge during the latency
+    workload against the same worker without them (a few minutes; runs only when asked).
 
     Examples: [bold]komas bench[/bold], [bold]komas bench bulk --events 20000 --json[/bold],
-    [bold]komas bench memory[/bold]
+    [bold]komas bench memory[/bold], [bold]komas bench ops[/bold]
     """
     from rich.console import Console
 
@@ -102,7 +109,7 @@ def bench(
     names = list(WORKLOADS) if workload is Workload.all else [workload.value]
     err = Console(stderr=True)
     try:
-        results = asyncio.run(_run(names, events, naive_events, noop_jobs, options, err, DEFAULT_EVENTS))
+        results = asyncio.run(_run(names, events, naive_events, noop_jobs, rows, options, err, DEFAULT_EVENTS))
     except BenchError as exc:
         raise fail(f"bench failed: {exc}") from None
     if as_json:
@@ -122,6 +129,7 @@ async def _run(
     events: int | None,
     naive_events: int,
     noop_jobs: int,
+    rows: int,
     options: Any,
     console: Any,
     defaults: dict[str, int],
@@ -143,6 +151,6 @@ async def _run(
 
         results = []
         for name in names:
-            sizes = Sizes(events=events or defaults[name], naive_events=naive_events, noop_jobs=noop_jobs)
+            sizes = Sizes(events=events or defaults[name], naive_events=naive_events, noop_jobs=noop_jobs, rows=rows)
             results.append(await run_workload(name, sizes, options, factory))
     return results
