@@ -7,11 +7,14 @@
 - closed and cancelled signals older than `KOMAS_RETENTION_SIGNALS_DAYS` (off by default: history is
   valuable). An open signal is never touched, and the bots' counters keep what purged signals added.
 
-Rows go in slices of `SLICE_ROWS`, each its own short write transaction, so events keep flowing.
+Rows go in slices of `SLICE_ROWS`, each its own short write transaction, with a pause after each as
+long as it took, so events keep flowing (the p99 of publish→commit stays within tens of ms).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +27,12 @@ from worker.store.models import DeadLetter, ProcessedEvent, Signal
 from worker.store.rules import OPEN_STATUSES
 from worker.store.types import utc_now
 
-SLICE_ROWS = 2000
+#: Rows per slice: one short write transaction each. Its cost is in pages: event ids are random UUIDs, so
+#: each deleted row dirties a page of the primary key of its own (250 rows: about 40 ms on a small VM).
+SLICE_ROWS = 100
+#: After each slice the purge waits this many times as long as the slice took: events get the writer
+#: at least that share of the time (a purge of 2,000-row slices back to back held events up for 1.5 s).
+YIELD_FACTOR = 1.0
 
 
 async def _count(condition: ColumnElement[bool], model: type[Any]) -> int:
@@ -33,15 +41,18 @@ async def _count(condition: ColumnElement[bool], model: type[Any]) -> int:
 
 
 async def _delete_in_slices(key: InstrumentedAttribute[Any], condition: ColumnElement[bool]) -> int:
+    """Delete the rows matching `condition`, `SLICE_ROWS` a transaction, leaving the writer to the events between."""
     deleted = 0
+    chosen = select(key).where(condition).limit(SLICE_ROWS).scalar_subquery()
     while True:
+        started = time.monotonic()
         async with transaction() as session:
-            keys = list((await session.scalars(select(key).where(condition).limit(SLICE_ROWS))).all())
-            if keys:
-                await session.execute(delete(key.class_).where(key.in_(keys)))
-        deleted += len(keys)
-        if len(keys) < SLICE_ROWS:
+            result = await session.execute(delete(key.class_).where(key.in_(chosen)))
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deleted += count
+        if count < SLICE_ROWS:
             return deleted
+        await asyncio.sleep((time.monotonic() - started) * YIELD_FACTOR)
 
 
 async def purge(config: Config, *, dry_run: bool = False) -> dict[str, Any]:
