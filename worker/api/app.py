@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from worker.api.errors import install_error_handlers
 from worker.api.limits import BodySizeLimit, BodyTimeout
@@ -43,7 +44,9 @@ def create_app(config: Config) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs and /redoc assets served from the package, not from a CDN.
+    app = FastAPIOffline(
+        static_url="/static/docs",
         title="Komas persistence core",
         version="1",
         description=DESCRIPTION,
