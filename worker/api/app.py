@@ -47,6 +47,7 @@ def create_app(config: Config) -> FastAPI:
     # FastAPIOffline: FastAPI with /docs and /redoc assets served from the package, not from a CDN.
     app = FastAPIOffline(
         static_url="/static/docs",
+        redoc_url=None,  # ReDoc fetches its logo from a CDN; /docs (Swagger UI) needs nothing from outside
         title="Komas persistence core",
         version="1",
         description=DESCRIPTION,
