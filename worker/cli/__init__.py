@@ -22,10 +22,33 @@ app = typer.Typer(
     name="komas",
     help="Komas persistence core: apply trading events from Redis to the database, and operate it.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,  # a traceback must never print secrets held in variables
 )
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"komas {version('komas')}")
+        except PackageNotFoundError:  # run from a tree that was never installed
+            typer.echo("komas (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Komas persistence core: apply trading events from Redis to the database, and operate it."""
+
+
 app.command()(up)
 app.command()(worker)
 app.command()(api)

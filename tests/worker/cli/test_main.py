@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.worker.cli.conftest import Cli
 from worker.cli import main
 from worker.config import get_config
 
@@ -50,3 +51,17 @@ def test_good_variables_reach_the_command(monkeypatch: pytest.MonkeyPatch, capsy
         get_config.cache_clear()
     assert stopped.value.code == 0
     assert '"title": "Komas event"' in capsys.readouterr().out
+
+
+def test_version_and_short_help(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    shown = cli("--version")
+    assert shown.exit_code == 0
+    assert shown.stdout.strip() == f"komas {version('komas')}"
+    assert cli("-V").stdout == shown.stdout
+    short, long = cli("-h"), cli("--help")
+    assert short.exit_code == long.exit_code == 0
+    assert short.stdout == long.stdout
+    assert "ops" in short.stdout
+    assert cli("ops", "-h").exit_code == 0
