@@ -24,7 +24,6 @@ from arq.jobs import deserialize_job_raw, serialize_result
 from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Function
 
-from events.wire import JOB_FUNCTION
 from worker.runtime.claims import Claimed, Finish, JobScripts
 from worker.runtime.heartbeat import LOCK_KEPT, locks_kept_alive
 from worker.runtime.jobs import BatchReport, dead_letter
@@ -58,6 +57,8 @@ class KomasWorker(Worker):
     _idle_polls = 0
     _scripts: JobScripts | None = None
     _bytes_running = 0
+    #: Functions whose jobs never join a unit (long ones: see `_unit_job`); set by `runner.build_worker`.
+    run_alone: frozenset[str] = frozenset()
 
     @property
     def scripts(self) -> JobScripts:
@@ -181,7 +182,7 @@ class KomasWorker(Worker):
         function = self.functions.get(name)
         if not isinstance(function, Function) or (enqueue_try or 0) > 1:  # cron jobs keep their lock: arq's way
             return None
-        if name != JOB_FUNCTION:
+        if name in self.run_alone:
             # Operator and maintenance jobs run alone, through arq's run_job: a unit's slots are freed when
             # its last job ends, and a backup or purge in a unit held its mates' slots for minutes, so
             # event jobs queued behind it (p99 at 500 events/s went from 50 ms to 1.6 s during a purge).

@@ -30,7 +30,13 @@ from worker.runtime.group_commit import GroupCommitter
 from worker.runtime.jobs import SUMMARY, apply_events, apply_in_transaction, dead_letter_job, retry_parked_job
 from worker.runtime.komas_worker import KomasWorker
 from worker.runtime.lease import LeaseLost, WriterLease, claim_fence
-from worker.runtime.maintenance_jobs import CRON_NAMES, MAINTENANCE_TIMEOUT_S, maintenance, maintenance_cron_jobs
+from worker.runtime.maintenance_jobs import (
+    CRON_NAMES,
+    MAINTENANCE_JOB,
+    MAINTENANCE_TIMEOUT_S,
+    maintenance,
+    maintenance_cron_jobs,
+)
 from worker.runtime.poison import tolerant_deserializer
 from worker.runtime.results import worker_dumps
 from worker.runtime.warm_up import warm_up
@@ -176,6 +182,7 @@ def build_worker(config: Config | None = None, **overrides: Any) -> Worker:
     options["poll_delay"] = busy_poll_delay(config)
     worker = KomasWorker(**{**options, **overrides})
     worker.idle_poll_delay_s = config.poll_delay_s
+    worker.run_alone = frozenset({MAINTENANCE_JOB, dlq_replay.__name__, dlq_drop.__name__})
     # arq locks a running job for its timeout + 10 s; ours renew a short lock instead (see heartbeat).
     worker.in_progress_timeout_s = config.lock_ttl_s
     worker.ctx["short_lock"] = True  # jobs need not shorten it themselves (one Redis round trip saved)

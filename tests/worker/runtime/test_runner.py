@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from worker.config import Config
@@ -48,3 +50,10 @@ def test_gc_is_tuned_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
         assert freezes == [1]
     finally:
         gc.set_threshold(*original)
+
+
+def test_maintenance_and_operator_jobs_never_join_a_unit_of_event_jobs(tmp_path: Path) -> None:
+    """A unit frees its slots when its last job ends: a backup in one held its mates' slots for minutes."""
+    built = build_worker(Config(database_url=f"sqlite+aiosqlite:///{tmp_path}/k.db"))
+    assert isinstance(built, KomasWorker)
+    assert built.run_alone == {"maintenance", "dlq_replay", "dlq_drop"}
