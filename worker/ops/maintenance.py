@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import sqlite3
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 from worker.config import Config
 from worker.store.db import get_database
-from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, sqlite_file
+from worker.store.safety import snapshot, utc_stamp
 
 #: The tables a backup's report counts.
 COUNTED_TABLES = (
@@ -53,9 +52,10 @@ def database_file(config: Config) -> Path | None:
     url = make_url(config.database_url)
     if url.get_backend_name() != "sqlite":
         return None
-    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+    database = sqlite_file(url)
+    if database is None:
         raise OpRefused(f"the database {url.database!r} is not a file: nothing to maintain")
-    return Path(url.database)
+    return database
 
 
 def backup_dir(config: Config, database: Path) -> Path:
@@ -69,26 +69,6 @@ def wal_bytes(database: Path) -> int:
 
 def file_bytes(database: Path) -> int:
     return database.stat().st_size + wal_bytes(database)
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _vacuum_into(database: Path, target: Path) -> None:
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        connection.execute("VACUUM INTO ?", (str(target),))
-    finally:
-        connection.close()
 
 
 def describe(database: Path, *, full: bool = False) -> dict[str, Any]:
@@ -133,16 +113,8 @@ def _take_backup(database: Path, directory: Path, full: bool) -> dict[str, Any]:
     free = shutil.disk_usage(directory).free
     if free < needed:
         raise OpRefused(f"{directory} has {free} bytes free, the database takes up to {needed}: free some space")
-    final = directory / f"{BACKUP_PREFIX}{_stamp()}.db"
-    temporary = final.with_name(final.name + ".tmp")
-    try:
-        _vacuum_into(database, temporary)
-        temporary.chmod(PRIVATE_FILE_MODE)
-        _fsync(temporary)
-        temporary.replace(final)
-        _fsync(directory)
-    finally:
-        temporary.unlink(missing_ok=True)
+    final = directory / f"{BACKUP_PREFIX}{utc_stamp()}.db"
+    snapshot(database, final)
     report = {"file": str(final), "bytes": final.stat().st_size, **describe(final, full=full)}
     report["ok"] = report["check"] == "ok"
     report["seconds"] = round(time.monotonic() - started, 3)

@@ -32,6 +32,7 @@ from worker.config import Config
 from worker.ops.maintenance import OpRefused, backup, backup_dir, backups, database_file, describe
 from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_engine
 from worker.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from worker.store.safety import fsync_path
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 WORKER_RUNNING = (
@@ -46,14 +47,6 @@ POSTGRES_RESTORE = (
 
 def _companions(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _known_revision(revision: str) -> bool:
@@ -93,7 +86,7 @@ def _copy_private(source: Path, target: Path) -> None:
             writer.close()
     finally:
         reader.close()
-    _fsync(target)
+    fsync_path(target)
 
 
 def _check_copy(copy: Path, source: Path) -> str:
@@ -128,7 +121,7 @@ def _settle(copy: Path) -> None:
         raise OpRefused(f"could not checkpoint {copy} (busy); nothing was replaced")
     for companion in _companions(copy):
         companion.unlink(missing_ok=True)
-    _fsync(copy)
+    fsync_path(copy)
 
 
 def _checkpoint_current(database: Path) -> None:
@@ -147,7 +140,7 @@ def _swap(copy: Path, database: Path) -> None:
     for companion in _companions(database):
         companion.unlink(missing_ok=True)
     copy.replace(database)
-    _fsync(database.parent)
+    fsync_path(database.parent)
 
 
 async def _migrate(copy: Path, config: Config) -> str | None:

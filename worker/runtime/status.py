@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from worker.config import Config
 from worker.ops.maintenance import backup_dir, backups, database_file, wal_bytes
 from worker.runtime.lease import lease_status
 from worker.runtime.maintenance_jobs import last_runs_key, maintenance_cron_jobs
-from worker.store.db import is_sqlite, read_session
+from worker.store.db import read_session
+from worker.store.engines import sqlite_file
 from worker.store.managers.dead_letters import DeadLetterManager
 from worker.store.models import ParkedEvent, ProcessedEvent
 
@@ -46,12 +45,10 @@ async def queue_status(config: Config) -> dict[str, Any]:
 
 def database_size(url: str) -> int | None:
     """Bytes on disk of a SQLite database, WAL included; None for other databases."""
-    if not is_sqlite(url):
+    database = sqlite_file(url)
+    if database is None:
         return None
-    database = make_url(url).database
-    if not database:
-        return None
-    return sum(path.stat().st_size for path in (Path(database), Path(database + "-wal")) if path.exists())
+    return (database.stat().st_size if database.exists() else 0) + wal_bytes(database)
 
 
 async def database_status(config: Config) -> dict[str, Any]:

@@ -40,9 +40,11 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite URL; None for other databases, `:memory:` and `file:` URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
 
@@ -66,7 +68,7 @@ def create_engine(
             options["execution_options"] = {"postgresql_readonly": True}
         return create_async_engine(parsed, **options)
 
-    path = _sqlite_file(parsed)
+    path = sqlite_file(parsed)
     if path is not None and not readonly:
         create_private_file(path)
     timeout_ms, options = sqlite_engine_arguments(busy_timeout_ms)

@@ -13,7 +13,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from worker.store.safety import pre_migration_backup, sqlite_database_file
+from worker.store.engines import sqlite_file
+from worker.store.safety import pre_migration_backup
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -60,7 +61,7 @@ async def migrate_to_head(engine: AsyncEngine, url: str) -> Path | None:
         revision, has_tables = await conn.run_sync(lambda sync: _schema_state(sync, head))
     if revision == head:
         return None
-    database = sqlite_database_file(url)
+    database = sqlite_file(url)
     copy = None
     if database is not None and has_tables:
         copy = await asyncio.to_thread(pre_migration_backup, database, revision, head)

@@ -20,8 +20,6 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 
 log = logging.getLogger("komas.migrate")
@@ -33,16 +31,8 @@ class PreMigrationBackupFailed(RuntimeError):
     """The copy before a migration could not be written: the migration did not run."""
 
 
-def sqlite_database_file(url: str) -> Path | None:
-    """The file of a SQLite URL (None for PostgreSQL, `:memory:` and `file:` URIs)."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory's entries (after a rename), to the disk."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -50,17 +40,17 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def _label(revision: str | None) -> str:
-    """A revision as it may appear in a file name."""
-    text = revision or "none"
-    return "".join(char if char.isalnum() or char in "._" else "_" for char in text)[:40]
+def utc_stamp() -> str:
+    """Now, as file names of copies carry it: they sort by time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def pre_migration_backup(database: Path, from_revision: str | None, to_revision: str | None) -> Path:
-    """`VACUUM INTO <db dir>/backups/komas-pre-migration-<from>-to-<to>-<stamp>.db` (0600, dir 0700)."""
-    directory = database.parent / "backups"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    final = directory / f"{PRE_MIGRATION_PREFIX}{_label(from_revision)}-to-{_label(to_revision)}-{stamp}.db"
+def snapshot(database: Path, final: Path) -> None:
+    """A consistent copy of a live SQLite database at `final`: `VACUUM INTO` from a read-only connection
+    (WAL included; writers neither restart nor wait for it) into a private temporary file (0600, in a
+    0700 directory made if missing), fsynced, renamed into place, the directory fsynced. The one way
+    every copy is made: backups and the copy before a migration."""
+    directory = final.parent
     temporary = final.with_name(final.name + ".tmp")
     try:
         if not directory.exists():
@@ -74,17 +64,31 @@ def pre_migration_backup(database: Path, from_revision: str | None, to_revision:
             connection.execute("VACUUM INTO ?", (str(temporary),))
         finally:
             connection.close()
-        _fsync(temporary)
+        fsync_path(temporary)
         temporary.replace(final)
-        _fsync(directory)
+        fsync_path(directory)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def _label(revision: str | None) -> str:
+    """A revision as it may appear in a file name."""
+    text = revision or "none"
+    return "".join(char if char.isalnum() or char in "._" else "_" for char in text)[:40]
+
+
+def pre_migration_backup(database: Path, from_revision: str | None, to_revision: str | None) -> Path:
+    """`VACUUM INTO <db dir>/backups/komas-pre-migration-<from>-to-<to>-<stamp>.db` (0600, dir 0700)."""
+    directory = database.parent / "backups"
+    final = directory / f"{PRE_MIGRATION_PREFIX}{_label(from_revision)}-to-{_label(to_revision)}-{utc_stamp()}.db"
+    try:
+        snapshot(database, final)
     except (OSError, sqlite3.Error) as exc:
         raise PreMigrationBackupFailed(
             f"could not back up {database} before migrating it from {from_revision} to {to_revision} "
             f"({exc}); nothing was migrated: make room in {directory} (or fix the cause) and start again"
         ) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
     log.info(
         "database %s is at revision %s, the code at %s: backed up to %s before migrating",
         database.name,
