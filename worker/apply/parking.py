@@ -136,6 +136,12 @@ async def has_parked() -> bool:
     return database.parked_hint
 
 
+async def parked_count() -> int:
+    """How many events are parked (one read on the read-only engine)."""
+    async with read_session() as session:
+        return int(await session.scalar(select(func.count()).select_from(ParkedEvent)) or 0)
+
+
 async def _any_parked() -> bool:
     """One read on the read-only engine: no write lock, so the writer is not held up."""
     async with read_session() as session:

@@ -134,6 +134,13 @@ def backups(directory: Path) -> list[Path]:
     return sorted(directory.glob(f"{BACKUP_PREFIX}[0-9]*.db")) if directory.exists() else []
 
 
+def newest_backup(config: Config) -> Path | None:
+    """The newest backup of the SQLite database (None: none yet, or PostgreSQL)."""
+    database = database_file(config)
+    found = backups(backup_dir(config, database)) if database is not None else []
+    return found[-1] if found else None
+
+
 def _rotate(directory: Path, keep: int) -> list[str]:
     removed = []
     for old in backups(directory)[:-keep]:

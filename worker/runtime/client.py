@@ -6,6 +6,7 @@ arq stays inside `worker.runtime` (and a later queue library changes this module
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,11 +28,19 @@ __all__ = [
     "call_worker",
     "job_handle",
     "job_result",
+    "queue_depth_and_age",
     "queue_pool",
 ]
 
 #: A Redis client that also queues jobs (arq's), JSON both ways: what the API holds for its lifetime.
 QueuePool = ArqRedis
+
+
+async def queue_depth_and_age(redis: Any, queue: str) -> tuple[int, float | None]:
+    """Jobs waiting in `queue` and the age in seconds of the oldest (None: empty), by its score."""
+    depth = int(await redis.zcard(queue))
+    oldest = await redis.zrange(queue, 0, 0, withscores=True)
+    return depth, (max(0.0, time.time() - oldest[0][1] / 1000) if oldest else None)
 
 
 def queue_pool(config: Config, *, connect_timeout_s: float = 2, timeout_s: float = 10) -> QueuePool:

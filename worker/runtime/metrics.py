@@ -19,10 +19,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
-from sqlalchemy import func, select
 
 from events.catalogue import EVENT_TYPES
+from worker.apply.parking import parked_count
 from worker.config import Config
+from worker.ops.maintenance import database_file, newest_backup, wal_bytes
+from worker.runtime.client import queue_depth_and_age
+from worker.store.managers.dead_letters import DeadLetterManager
 
 log = logging.getLogger("komas.worker")
 
@@ -110,24 +113,17 @@ def serve(port: int) -> bool:
 
 async def refresh(config: Config, redis: Any) -> None:
     """Set the gauges from Redis, the database and the files (see the module)."""
-    from worker.ops.maintenance import backup_dir, backups, database_file, wal_bytes
-    from worker.store.db import read_session
-    from worker.store.models import DeadLetter, ParkedEvent
-
-    depth = int(await redis.zcard(config.queue))
-    oldest = await redis.zrange(config.queue, 0, 0, withscores=True)
+    depth, age = await queue_depth_and_age(redis, config.queue)
     QUEUE_DEPTH.set(depth)
-    OLDEST_AGE.set(max(0.0, time.time() - oldest[0][1] / 1000) if oldest else 0.0)
-    async with read_session() as session:
-        PARKED.set(int(await session.scalar(select(func.count()).select_from(ParkedEvent)) or 0))
-        pending = select(func.count()).select_from(DeadLetter).where(DeadLetter.replayed_at.is_(None))
-        DEAD_LETTERS.set(int(await session.scalar(pending) or 0))
+    OLDEST_AGE.set(age or 0.0)
+    PARKED.set(await parked_count())
+    DEAD_LETTERS.set(await DeadLetterManager.count())
     database = database_file(config)
     if database is not None and database.exists():
         DATABASE_BYTES.set(database.stat().st_size)
         WAL_BYTES.set(wal_bytes(database))
-        found = backups(backup_dir(config, database))
-        LAST_BACKUP.set(found[-1].stat().st_mtime if found else 0)
+        newest = newest_backup(config)
+        LAST_BACKUP.set(newest.stat().st_mtime if newest is not None else 0)
 
 
 async def keep_refreshed(config: Config, redis: Any) -> None:

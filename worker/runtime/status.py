@@ -4,7 +4,6 @@ last applied event, size, and maintenance (last and next runs, last backup)."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,14 +11,16 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from sqlalchemy import func, select
 
+from worker.apply.parking import parked_count
 from worker.config import Config
-from worker.ops.maintenance import backup_dir, backups, database_file, wal_bytes
+from worker.ops.maintenance import database_file, newest_backup, wal_bytes
+from worker.runtime.client import queue_depth_and_age
 from worker.runtime.lease import lease_status
 from worker.runtime.maintenance_jobs import last_runs_key, maintenance_cron_jobs
 from worker.store.db import read_session
 from worker.store.engines import sqlite_file
 from worker.store.managers.dead_letters import DeadLetterManager
-from worker.store.models import ParkedEvent, ProcessedEvent
+from worker.store.models import ProcessedEvent
 
 
 async def queue_status(config: Config) -> dict[str, Any]:
@@ -27,13 +28,11 @@ async def queue_status(config: Config) -> dict[str, Any]:
     writer lease: the active worker (host, pid, since, token) and the standbys."""
     client = aioredis.Redis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
-        depth = int(await client.zcard(config.queue))
-        oldest = await client.zrange(config.queue, 0, 0, withscores=True)
+        depth, age = await queue_depth_and_age(client, config.queue)
         health = await client.get(config.queue + ":health-check")
         writer = await lease_status(client, config.database_url, config.writer_partition)
     finally:
         await client.aclose()
-    age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else None
     return {
         "queue": config.queue,
         "depth": depth,
@@ -61,10 +60,9 @@ async def database_status(config: Config) -> dict[str, Any]:
             )
         ).first()
         applied = int(await session.scalar(select(func.count()).select_from(ProcessedEvent)) or 0)
-        parked = int(await session.scalar(select(func.count()).select_from(ParkedEvent)) or 0)
     return {
         "applied_events": applied,
-        "parked_events": parked,
+        "parked_events": await parked_count(),
         "dead_letters": await DeadLetterManager.count(),
         "last_applied": None
         if last is None
@@ -74,13 +72,9 @@ async def database_status(config: Config) -> dict[str, Any]:
 
 
 def _last_backup(config: Config) -> dict[str, Any] | None:
-    database = database_file(config)
-    if database is None:
+    newest = newest_backup(config)
+    if newest is None:
         return None
-    found = backups(backup_dir(config, database))
-    if not found:
-        return None
-    newest = found[-1]
     stat = newest.stat()
     at = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds")
     return {"file": str(newest), "bytes": stat.st_size, "at": at}
