@@ -7,6 +7,7 @@ and a configuration with an empty token does not start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import socket
@@ -33,31 +34,21 @@ def komas_env(**settings: str) -> dict[str, str]:
     return env | {f"KOMAS_{name.upper()}": value for name, value in settings.items()}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[int]:
-    """`komas api` without a token on a free port, with a 1 s body timeout; yields the port."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('server')}/komas.db"
-    queue_name = f"komas:test:{uuid.uuid4().hex}"
-    asyncio.run(migrate(url))
+@contextlib.contextmanager
+def komas_api(env: dict[str, str], ready_path: str = "/health") -> Iterator[int]:
+    """`komas api` on a free port with `env`, until the block ends; yields the port once `ready_path` is 200."""
     port = free_port()
-    env = komas_env(
-        database_url=url,
-        redis_url=redis_url,
-        queue=queue_name,
-        api_body_timeout_s=str(BODY_TIMEOUT_S),
-        log_level="WARNING",
-    )
     process = subprocess.Popen([*KOMAS, "api", "--port", str(port)], env=env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:
             assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "komas api did not become healthy"
+            assert time.monotonic() < deadline, "komas api did not become ready"
             time.sleep(0.1)
         yield port
     finally:
@@ -69,6 +60,25 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
             process.wait()
         if process.stderr:
             process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[int]:
+    """`komas api` without a token on a free port, with a 1 s body timeout; yields the port."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('server')}/komas.db"
+    queue_name = f"komas:test:{uuid.uuid4().hex}"
+    asyncio.run(migrate(url))
+    env = komas_env(
+        database_url=url,
+        redis_url=redis_url,
+        queue=queue_name,
+        api_body_timeout_s=str(BODY_TIMEOUT_S),
+        log_level="WARNING",
+    )
+    try:
+        with komas_api(env) as port:
+            yield port
+    finally:
         client = redis.Redis.from_url(redis_url)
         try:  # what the 202 queued, and its idempotency record
             job_ids = [job_id.decode() for job_id in client.zrange(queue_name, 0, -1)]  # type: ignore[union-attr]

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.api.conftest import migrate
-from tests.api.test_server import KOMAS, komas_env
-from tests.services import free_port
+from tests.api.test_server import komas_api, komas_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -31,25 +27,9 @@ pytestmark = pytest.mark.skipif(
 def base_url(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[str]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser')}/komas.db"
     asyncio.run(migrate(url))
-    port = free_port()
     env = komas_env(database_url=url, redis_url=redis_url, queue=f"komas:test:{uuid.uuid4().hex}", log_level="WARNING")
-    process = subprocess.Popen([*KOMAS, "api", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "komas api exited"
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "komas api did not answer"
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
+    with komas_api(env, ready_path="/openapi.json") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
