@@ -30,26 +30,21 @@ TIMEOUT = typer.Option(3600.0, "--timeout", min=1, help="Seconds to wait for the
 
 
 async def _run_and_wait(name: str, options: dict[str, Any], timeout: float) -> dict[str, Any]:
-    from worker.runtime.client import arq_pool, job_result
+    """`call_worker`, saying on a terminal how long the job has been running meanwhile."""
+    from worker.runtime.client import call_worker
     from worker.runtime.maintenance_jobs import MAINTENANCE_JOB
 
-    config = get_config()
-    async with arq_pool(config) as pool:
-        job = await pool.enqueue_job(
-            MAINTENANCE_JOB, name, options, _queue_name=config.queue, _expires=config.job_ttl_s
-        )
-        assert job is not None  # a fresh random job id never collides
-        waiting = asyncio.ensure_future(job_result(pool, config.queue, job.job_id, timeout))
-        started = time.monotonic()
-        interactive = sys.stderr.isatty()
-        while not waiting.done():
-            await asyncio.wait({waiting}, timeout=1.0)
-            if interactive and not waiting.done():
-                typer.echo(f"\r{name}: running for {time.monotonic() - started:.0f}s ...", err=True, nl=False)
-        if interactive:
-            typer.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-        result: dict[str, Any] = waiting.result()
-        return result
+    waiting = asyncio.ensure_future(call_worker(get_config(), MAINTENANCE_JOB, name, options, timeout=timeout))
+    started = time.monotonic()
+    interactive = sys.stderr.isatty()
+    while not waiting.done():
+        await asyncio.wait({waiting}, timeout=1.0)
+        if interactive and not waiting.done():
+            typer.echo(f"\r{name}: running for {time.monotonic() - started:.0f}s ...", err=True, nl=False)
+    if interactive:
+        typer.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    result: dict[str, Any] = waiting.result()
+    return result
 
 
 def run_op(name: str, options: dict[str, Any], timeout: float) -> None:

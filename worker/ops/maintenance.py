@@ -24,6 +24,7 @@ from worker.config import Config
 from worker.store.db import get_database
 from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, sqlite_file
 from worker.store.safety import snapshot, utc_stamp
+from worker.store.sqlite_writer import SQLiteWriter
 
 #: The tables a backup's report counts.
 COUNTED_TABLES = (
@@ -162,23 +163,27 @@ async def backup(config: Config, *, full: bool = False, keep: int | None = None)
     return report
 
 
-async def _on_writer(config: Config, what: str, sql: str) -> tuple[Path | None, Any]:
+def _on_writer(config: Config) -> tuple[Path, SQLiteWriter] | None:
+    """The database file and the writer whose connection maintains it; None on PostgreSQL."""
     database = database_file(config)
     writer = get_database().sqlite_writer() if database is not None else None
-    if database is None or writer is None:
-        return None, {"ok": True, "skipped": f"{what}: not needed on PostgreSQL (autovacuum and its own checkpoints)"}
-    rows = await writer.maintain(lambda raw: raw.execute(sql).fetchall())
-    return database, rows
+    return (database, writer) if database is not None and writer is not None else None
+
+
+def _not_on_postgres(what: str) -> dict[str, Any]:
+    return {"ok": True, "skipped": f"{what}: not needed on PostgreSQL (autovacuum and its own checkpoints)"}
 
 
 async def checkpoint(config: Config) -> dict[str, Any]:
     """`PRAGMA wal_checkpoint(TRUNCATE)`: the WAL copied into the database and emptied."""
-    database = database_file(config)
-    before = wal_bytes(database) if database is not None else 0
-    database, rows = await _on_writer(config, "checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)")
-    if database is None:
-        return dict(rows)
-    busy, log_frames, done_frames = rows[0]
+    target = _on_writer(config)
+    if target is None:
+        return _not_on_postgres("checkpoint")
+    database, writer = target
+    before = wal_bytes(database)
+    busy, log_frames, done_frames = await writer.maintain(
+        lambda raw: raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    )
     return {
         "ok": busy == 0,
         "wal_bytes_before": before,
@@ -191,21 +196,23 @@ async def checkpoint(config: Config) -> dict[str, Any]:
 
 async def optimize(config: Config) -> dict[str, Any]:
     """`PRAGMA optimize`: refresh the query planner's statistics where they went stale."""
-    database, rows = await _on_writer(config, "optimize", "PRAGMA optimize")
-    return dict(rows) if database is None else {"ok": True}
+    target = _on_writer(config)
+    if target is None:
+        return _not_on_postgres("optimize")
+    await target[1].maintain(lambda raw: raw.execute("PRAGMA optimize").fetchall())
+    return {"ok": True}
 
 
 async def vacuum(config: Config) -> dict[str, Any]:
     """A full `VACUUM` (rewrites the file, returns free pages to the disk); refused without room for a copy."""
-    database = database_file(config)
-    if database is not None:
-        size, free = file_bytes(database), shutil.disk_usage(database.parent).free
-        if free < size:
-            raise OpRefused(f"vacuum needs room for a copy of the database ({size} bytes); {free} bytes are free")
-    before = file_bytes(database) if database is not None else 0
-    database, rows = await _on_writer(config, "vacuum", "VACUUM")
-    if database is None:
-        return dict(rows)
+    target = _on_writer(config)
+    if target is None:
+        return _not_on_postgres("vacuum")
+    database, writer = target
+    before, free = file_bytes(database), shutil.disk_usage(database.parent).free
+    if free < before:
+        raise OpRefused(f"vacuum needs room for a copy of the database ({before} bytes); {free} bytes are free")
+    await writer.maintain(lambda raw: raw.execute("VACUUM").fetchall())
     return {"ok": True, "bytes_before": before, "bytes_after": file_bytes(database)}
 
 
