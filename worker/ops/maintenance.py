@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from worker.config import Config
 from worker.store.db import get_database
-from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, sqlite_file
+from worker.store.engines import PRIVATE_FILE_MODE, create_private_dir, sqlite_file
 from worker.store.safety import snapshot, utc_stamp
 from worker.store.sqlite_writer import SQLiteWriter
 
@@ -107,9 +107,7 @@ def describe(database: Path, *, full: bool = False) -> dict[str, Any]:
 
 def _take_backup(database: Path, directory: Path, full: bool) -> dict[str, Any]:
     started = time.monotonic()
-    if not directory.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(PRIVATE_DIR_MODE)
+    create_private_dir(directory)
     needed = file_bytes(database)
     free = shutil.disk_usage(directory).free
     if free < needed:

@@ -30,7 +30,7 @@ from alembic.util.exc import CommandError
 
 from worker.config import Config
 from worker.ops.maintenance import OpRefused, backup, backup_dir, backups, database_file, describe
-from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_engine
+from worker.store.engines import PRIVATE_FILE_MODE, create_engine, create_private_dir
 from worker.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from worker.store.safety import fsync_path
 
@@ -68,9 +68,7 @@ def _check_source(source: Path, database: Path) -> None:
         header = handle.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise OpRefused(f"{source} is not a SQLite database (its first bytes are not the SQLite header)")
-    if not database.parent.exists():
-        database.parent.mkdir(parents=True, exist_ok=True)
-        database.parent.chmod(PRIVATE_DIR_MODE)
+    create_private_dir(database.parent)
 
 
 def _copy_private(source: Path, target: Path) -> None:

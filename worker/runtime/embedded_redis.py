@@ -15,8 +15,9 @@ from types import TracebackType
 
 import redis
 
+from worker.store.engines import create_private_dir
+
 #: The embedded server's directory and files are private (0700 / 0600), like the database's.
-PRIVATE_DIR_MODE = 0o700
 PRIVATE_UMASK = 0o077
 
 
@@ -45,9 +46,7 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        if not self.data_dir.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.data_dir.chmod(PRIVATE_DIR_MODE)
+        create_private_dir(self.data_dir)
         command = [
             str(binary_path()),
             "--port", str(self.port),

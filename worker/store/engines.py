@@ -82,6 +82,13 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
 
+def create_private_dir(directory: Path) -> None:
+    """Create `directory` (and its parents) for our files only (0700), unless it exists (its owner chose)."""
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(PRIVATE_DIR_MODE)
+
+
 def create_private_file(path: Path) -> None:
     """Create the database's directory (0700) and an empty database file (0600) unless they exist.
 
@@ -89,9 +96,7 @@ def create_private_file(path: Path) -> None:
     file is a valid empty database, so creating it first decides its mode. Existing ones are left as
     they are (their owner chose).
     """
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(PRIVATE_DIR_MODE)
+    create_private_dir(path.parent)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
     except FileExistsError:

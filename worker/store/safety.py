@@ -20,7 +20,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worker.store.engines import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from worker.store.engines import PRIVATE_FILE_MODE, create_private_dir
 
 log = logging.getLogger("komas.migrate")
 
@@ -53,9 +53,7 @@ def snapshot(database: Path, final: Path) -> None:
     directory = final.parent
     temporary = final.with_name(final.name + ".tmp")
     try:
-        if not directory.exists():
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(PRIVATE_DIR_MODE)
+        create_private_dir(directory)
         # Created empty and private first (VACUUM INTO takes an empty file), never readable by others.
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE))
         temporary.chmod(PRIVATE_FILE_MODE)
